@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api_server import errors
+from api_server.limits import BodySizeLimit
+from api_server.routes import router
+from shared.config import Settings, get_settings
+from shared.store import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Submit an OpenQASM 3 or OpenQASM 2 circuit with `POST /tasks`, then poll `GET /tasks/{task_id}`
+until its status is `completed` (measurement counts in `result`) or `failed` (one-line `error`).
+A separate worker process runs each circuit on Qiskit Aer.
+"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app; the store's schema is created (idempotently) at start-up."""
+    settings = settings or get_settings()
+    store = store or open_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.initialize()
+        logger.info("API ready on database %s", settings.database_name)
+        yield
+
+    app = FastAPI(
+        title="Quantum Task Queue",
+        version="0.1.0",
+        description=DESCRIPTION,
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    errors.install(app)
+    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

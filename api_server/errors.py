@@ -1,0 +1,59 @@
+"""The one place that turns exceptions into HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shared.errors import StoreBusy, StoreError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+
+def _field_name(loc: tuple[str | int, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) if parts else "body"
+
+
+def _message(error: dict) -> str:
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "")
+        return f"body: is not valid JSON ({reason})" if reason else "body: is not valid JSON"
+    if kind == "extra_forbidden":
+        return f"{_field_name(error['loc'])}: unknown field; accepted fields are circuit, shots and seed"
+    if kind == "missing":
+        return f"{_field_name(error['loc'])}: field required"
+    msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{_field_name(error['loc'])}: {msg}"
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # The input is not echoed back: it may be a megabyte of circuit text.
+    detail = [
+        {"loc": [p if isinstance(p, int) else str(p) for p in e["loc"]], "msg": _message(e), "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+    if isinstance(exc, StoreBusy):
+        logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+        detail = "Database is busy; retry shortly"
+    else:
+        logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        detail = "Database is unavailable"
+    return JSONResponse(
+        status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreError, store_error)  # type: ignore[arg-type]

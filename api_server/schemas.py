@@ -1,0 +1,135 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from shared.config import get_settings
+from shared.models import TaskStatus
+
+BELL_QASM3 = """OPENQASM 3.0;
+include "stdgates.inc";
+qubit[2] q;
+bit[2] c;
+h q[0];
+cx q[0], q[1];
+c = measure q;
+"""
+
+_settings = get_settings()
+MAX_SEED = 2**63 - 1
+
+Shots = Annotated[
+    StrictInt,
+    Field(ge=1, le=_settings.max_shots, description=f"Number of shots, 1 to MAX_SHOTS ({_settings.max_shots})."),
+]
+Seed = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_SEED, description="Aer's seed_simulator: the same circuit, shots and seed give identical counts."),
+]
+
+
+class TaskCreate(BaseModel):
+    """A circuit to run. Unknown fields are rejected, so a typo never runs with defaults."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"circuit": BELL_QASM3, "shots": 1024, "seed": 7}]},
+    )
+
+    circuit: StrictStr = Field(
+        description="OpenQASM 3 or OpenQASM 2 source text (an `OPENQASM 2.0;` header selects OpenQASM 2). "
+        'Only `include "stdgates.inc";` (3) or `include "qelib1.inc";` (2) may be included. '
+        f"At most MAX_CIRCUIT_BYTES ({_settings.max_circuit_bytes}) bytes of UTF-8.",
+    )
+    shots: Shots = _settings.default_shots
+    seed: Seed | None = None
+
+    @field_validator("circuit")
+    @classmethod
+    def _circuit_is_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("circuit must not be empty or only whitespace")
+        if "\x00" in value:
+            raise ValueError("circuit must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("circuit must be valid UTF-8 text (it contains an unpaired surrogate)") from None
+        return value
+
+
+class TaskAccepted(BaseModel):
+    """The answer to a submission: poll `Location` for the outcome."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"task_id": "2f1c1f5e-8a8e-4c38-9a51-6a1d2c9e3b7a", "status": "submitted"}]}
+    )
+
+    task_id: str = Field(description="UUID4 of the new task.")
+    status: TaskStatus = Field(description="Always `submitted`.")
+
+
+class TaskPublic(BaseModel):
+    """A task as clients see it. Fields without a value are left out, never sent as null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "2f1c1f5e-8a8e-4c38-9a51-6a1d2c9e3b7a",
+                    "status": "completed",
+                    "shots": 1024,
+                    "seed": 7,
+                    "attempts": 1,
+                    "created_at": "2026-11-28T04:05:06.123456Z",
+                    "started_at": "2026-11-28T04:05:06.130112Z",
+                    "finished_at": "2026-11-28T04:05:06.140845Z",
+                    "result": {"00": 503, "11": 521},
+                }
+            ]
+        }
+    )
+
+    task_id: str
+    status: TaskStatus = Field(description="submitted -> pending -> completed | failed")
+    shots: int
+    seed: int | None = Field(None, description="Present when the submission gave one.")
+    attempts: int | None = Field(None, description="How many times a worker has claimed the task; present once claimed.")
+    created_at: datetime = Field(description="RFC 3339, UTC.")
+    started_at: datetime | None = Field(None, description="When the current attempt began (RFC 3339, UTC).")
+    finished_at: datetime | None = Field(None, description="RFC 3339, UTC; completed and failed tasks only.")
+    result: dict[str, int] | None = Field(None, description="Measurement counts as Aer's get_counts() gives them; completed only.")
+    error: str | None = Field(None, description="One line, `<ExceptionType>: <message>`; failed only.")
+
+
+class Message(BaseModel):
+    """An error with a one-line explanation."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. [\"body\", \"shots\"].")
+    msg: str = Field(description="What is wrong, starting with the field's name.")
+    type: str
+
+
+class ValidationMessage(BaseModel):
+    """A rejected request: one entry per problem, each naming its field."""
+
+    detail: list[FieldError]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationMessage, "description": "A field is missing, has the wrong type or is out of range."},
+    503: {"model": Message, "description": "The database is busy or unreachable; retry after `Retry-After` seconds."},
+}

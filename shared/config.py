@@ -1,0 +1,82 @@
+"""Settings: one validated object per process, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+
+def _half_of_memory_mb() -> int:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(256, total // (2 * 1024 * 1024))
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_name: str = Field("tasks.db", min_length=1)
+    busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+
+    api_host: str = Field("127.0.0.1", min_length=1)
+    api_port: int = Field(8000, ge=1, le=65535)
+    debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    default_shots: int = Field(1024, ge=1)
+    max_shots: int = Field(100_000, ge=1)
+    max_circuit_bytes: int = Field(1_000_000, ge=64)
+
+    poll_interval_seconds: float = Field(0.05, gt=0, le=60)
+    lease_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    task_timeout_seconds: float = Field(600.0, gt=0)
+    worker_max_memory_mb: int = Field(default_factory=_half_of_memory_mb, ge=64)
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
+
+    @model_validator(mode="after")
+    def _shots_fit(self) -> "Settings":
+        if self.default_shots > self.max_shots:
+            raise ValueError(
+                f"DEFAULT_SHOTS ({self.default_shots}) must not exceed MAX_SHOTS ({self.max_shots})"
+            )
+        return self
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body read: a circuit at its limit, JSON-escaped, plus room for the rest."""
+        return 2 * self.max_circuit_bytes + 64 * 1024
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = "_".join(str(p) for p in item["loc"]).upper() or "settings"
+        parts.append(f"{key}: {item['msg']} (got {item.get('input')!r})" if item["loc"] else item["msg"])
+    return "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Build the settings, or raise ConfigError naming each bad key."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, built once; a bad value stops the process with the key's name."""
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print(f"ConfigError: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

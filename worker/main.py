@@ -1,0 +1,38 @@
+"""`python -m worker.main`: run one worker until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from shared.config import get_settings
+from shared.errors import StoreError
+from shared.logs import configure_logging
+from shared.store import open_store
+from worker.worker import Worker
+
+logger = logging.getLogger("worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one Quantum Task Queue worker.")
+    parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    parser.add_argument("--max-tasks", type=int, default=None, help="exit after this many tasks")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    configure_logging(settings, "worker")
+    store = open_store(settings)
+    try:
+        store.initialize()
+    except StoreError as error:
+        logger.error("cannot start: %s", error)
+        return 1
+    worker = Worker(settings, store)
+    worker.install_signal_handlers()
+    worker.run(burst=args.burst, max_tasks=args.max_tasks)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

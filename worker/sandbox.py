@@ -1,0 +1,180 @@
+"""A warm child process that runs simulations, so a crash, a hang or a memory blow-up costs one task.
+
+The parent never imports qiskit: the child imports `worker.executor` once and then serves jobs
+over a pipe until it is told to stop, is killed, or its parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+READY = "ready"
+START_TIMEOUT_SECONDS = 300.0
+_PR_SET_PDEATHSIG = 1
+
+
+class Outcome(enum.Enum):
+    COUNTS = "counts"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _die_with_parent() -> None:
+    # If the worker is killed with SIGKILL, take the simulation down with it instead of
+    # leaving an orphan burning a core for a task that is already being retried elsewhere.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what happens to a running task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    from worker import executor
+
+    simulator = executor.Simulator(max_memory_mb)
+    warm = executor.execute(simulator, executor.WARM_UP_CIRCUIT, 16, 0)
+    conn.send((READY, warm))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        circuit, shots, seed = job
+        conn.send(executor.execute(simulator, circuit, shots, seed))
+
+
+class SimulationChild:
+    """Owns one child process; restarts it after a crash, a timeout or an abort."""
+
+    def __init__(self, max_memory_mb: int) -> None:
+        self.max_memory_mb = max_memory_mb
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._conn: multiprocessing.connection.Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start the child and wait until its imports are done and Aer has run once."""
+        parent_conn, child_conn = self._context.Pipe()
+        process = self._context.Process(
+            target=_child_main, args=(child_conn, self.max_memory_mb), name="simulation", daemon=True
+        )
+        process.start()
+        child_conn.close()
+        self._process, self._conn = process, parent_conn
+        ready = multiprocessing.connection.wait([parent_conn, process.sentinel], START_TIMEOUT_SECONDS)
+        if parent_conn not in ready:
+            self.kill()
+            raise RuntimeError("the simulation process did not start")
+        message, warm = parent_conn.recv()
+        if message != READY or "counts" not in warm:
+            self.kill()
+            raise RuntimeError(f"the simulation process failed its warm-up run: {warm}")
+        logger.info("simulation process %d ready", process.pid)
+
+    def kill(self) -> None:
+        """Stop the child at once (SIGKILL) and reap it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(10)
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
+
+    def stop(self) -> None:
+        """Ask the child to exit; kill it if it does not."""
+        if self._process is None or self._conn is None:
+            return
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(5)
+        self.kill()
+
+    def run(
+        self,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        timeout: float,
+        should_abort: Callable[[], bool],
+        check_every: float = 0.2,
+    ) -> RunResult:
+        """Run one job in the child; never raises for anything the circuit does."""
+        if self._process is None or not self._process.is_alive():
+            self.kill()
+            self.start()
+        assert self._conn is not None and self._process is not None
+        deadline = time.monotonic() + timeout
+        try:
+            self._conn.send((circuit, shots, seed))
+        except (BrokenPipeError, OSError):
+            return self._crashed()
+        while True:
+            wait_for = min(check_every, max(0.0, deadline - time.monotonic()))
+            ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
+            if self._conn in ready:
+                try:
+                    reply = self._conn.recv()
+                except (EOFError, OSError):
+                    return self._crashed()
+                if "error" in reply:
+                    return RunResult(Outcome.ERROR, error=reply["error"])
+                details = {k: v for k, v in reply.items() if k != "counts"}
+                return RunResult(Outcome.COUNTS, counts=reply["counts"], details=details)
+            if ready:  # the sentinel alone: the child died without answering
+                return self._crashed()
+            if time.monotonic() >= deadline:
+                self.kill()
+                return RunResult(Outcome.TIMEOUT)
+            if should_abort():
+                self.kill()
+                return RunResult(Outcome.ABORTED)
+
+    def _crashed(self) -> RunResult:
+        assert self._process is not None
+        self._process.join(5)
+        code = self._process.exitcode
+        self.kill()
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            why = f"was killed by {name}" + (" (often the kernel's out-of-memory killer)" if name == "SIGKILL" else "")
+        else:
+            why = f"exited with code {code}"
+        return RunResult(
+            Outcome.CRASHED,
+            error=f"SimulationCrashed: the simulation process {why} while running this circuit; "
+            "the worker has started a new one",
+        )

@@ -1,0 +1,179 @@
+"""The claim -> run -> record loop, with a lease heartbeat and graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import FrameType
+
+from shared.config import Settings
+from shared.errors import StoreError
+from shared.models import Claim, TaskStatus
+from shared.store import Store
+from worker.sandbox import Outcome, RunResult, SimulationChild
+
+logger = logging.getLogger(__name__)
+
+STORE_RETRY_SECONDS = 1.0
+
+
+def new_worker_id() -> str:
+    """host:pid:random, so ids stay unique across hosts and pid reuse."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Heartbeat:
+    """Renews a claim's lease from its own thread, so a long simulation keeps its task."""
+
+    def __init__(self, store: Store, claim: Claim, worker_id: str, lease_seconds: float) -> None:
+        self.store, self.claim, self.worker_id = store, claim, worker_id
+        self.lease_seconds = lease_seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{claim.task_id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                owned = self.store.renew_lease(self.claim, self.worker_id, time.time() + self.lease_seconds)
+            except StoreError as error:
+                logger.warning("task %s lease renewal failed, will retry: %s", self.claim.task_id, error)
+                continue
+            if not owned:
+                logger.warning("task %s lease lost: another worker owns it now", self.claim.task_id)
+                self.lost.set()
+                return
+
+
+class Worker:
+    """Claims tasks one at a time and runs each in a warm simulation child."""
+
+    def __init__(self, settings: Settings, store: Store, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.worker_id = worker_id or new_worker_id()
+        self.child = SimulationChild(settings.worker_max_memory_mb)
+        self._stopping = threading.Event()
+        self._stop_requested_at = 0.0
+        self._next_sweep = 0.0
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Signal handler: only set a flag; the loop does the rest."""
+        if not self._stopping.is_set():
+            self._stop_requested_at = time.monotonic()
+            self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def _past_grace(self) -> bool:
+        return (
+            self._stopping.is_set()
+            and time.monotonic() - self._stop_requested_at >= self.settings.shutdown_grace_seconds
+        )
+
+    def run(self, burst: bool = False, max_tasks: int | None = None) -> int:
+        """Serve until stopped (or, with burst, until the queue is empty); returns the tasks handled."""
+        self.child.start()
+        logger.info("worker %s started on database %s", self.worker_id, self.settings.database_name)
+        handled = 0
+        try:
+            while not self._stopping.is_set() and (max_tasks is None or handled < max_tasks):
+                try:
+                    claim = self._next_claim()
+                except StoreError as error:
+                    logger.warning("database unavailable, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
+                    self._stopping.wait(STORE_RETRY_SECONDS)
+                    continue
+                if claim is None:
+                    if burst:
+                        break
+                    self._stopping.wait(self.settings.poll_interval_seconds)
+                    continue
+                self._process(claim)
+                handled += 1
+        finally:
+            self.child.stop()
+            logger.info("worker %s stopped after %d tasks", self.worker_id, handled)
+        return handled
+
+    def _next_claim(self) -> Claim | None:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + min(self.settings.lease_seconds / 3, 10.0)
+            for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
+                if state is TaskStatus.FAILED:
+                    logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
+                else:
+                    logger.warning("task %s returned to the queue: its lease expired on attempt %d", task_id, attempts)
+        if not self.store.has_work():
+            return None
+        return self.store.claim_next(self.worker_id, time.time(), self.settings.lease_seconds)
+
+    def _process(self, claim: Claim) -> None:
+        started = time.monotonic()
+        waited_ms = (time.time() - claim.created_at) * 1000
+        logger.info(
+            "task %s pending: claimed by %s (attempt %d, waited %.1f ms)",
+            claim.task_id, self.worker_id, claim.attempt, waited_ms,
+        )
+        with Heartbeat(self.store, claim, self.worker_id, self.settings.lease_seconds) as heartbeat:
+            result = self.child.run(
+                claim.circuit,
+                claim.shots,
+                claim.seed,
+                timeout=self.settings.task_timeout_seconds,
+                should_abort=lambda: heartbeat.lost.is_set() or self._past_grace(),
+            )
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self._record(claim, result, elapsed_ms, heartbeat.lost.is_set())
+
+    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, lease_lost: bool) -> None:
+        task_id = claim.task_id
+        if result.outcome is Outcome.ABORTED and not lease_lost:
+            released = self._write(lambda: self.store.release(claim, self.worker_id))
+            logger.info("task %s submitted: returned to the queue at shutdown (released=%s)", task_id, released)
+            return
+        if result.outcome is Outcome.COUNTS:
+            written = self._write(lambda: self.store.complete(claim, self.worker_id, result.counts, time.time()))
+            state, error = "completed", ""
+        else:
+            error = result.error or self._limit_error(result.outcome)
+            written = self._write(lambda: self.store.fail(claim, self.worker_id, error, time.time()))
+            state = "failed"
+        if written:
+            suffix = f": {error}" if error else ""
+            logger.info("task %s %s in %.1f ms%s", task_id, state, elapsed_ms, suffix)
+        else:
+            logger.warning("task %s: result discarded, this worker lost its lease to another worker", task_id)
+
+    def _limit_error(self, outcome: Outcome) -> str:
+        if outcome is Outcome.TIMEOUT:
+            limit = self.settings.task_timeout_seconds
+            return f"TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS={limit:g} s and was stopped"
+        return "WorkerLost: the simulation was stopped because this worker lost the task's lease"
+
+    def _write(self, write: Callable[[], bool]) -> bool:
+        # A result is worth retrying for: the simulation may have taken minutes. Keep trying while
+        # the database is busy; give up only if the lease is gone (the write returns False).
+        while True:
+            try:
+                return write()
+            except StoreError as error:
+                logger.warning("database write failed, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
+                time.sleep(STORE_RETRY_SECONDS)
