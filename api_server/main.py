@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
 from api_server.app import create_app
@@ -12,6 +14,10 @@ from shared.logs import configure_logging
 def main() -> None:
     settings = get_settings()
     configure_logging(settings, "api")
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal against the
+    # handlers that were installed before it started. Make those no-ops so a clean shutdown exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -58,14 +58,18 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
 
 
 @router.get(
-    "/tasks/{task_id}",
+    "/tasks/{task_id:path}",
     response_model=TaskPublic,
     response_model_exclude_none=True,
     summary="Get a task's state and outcome",
     responses={404: {"model": Message, "description": "No task has this id."}, **ERROR_RESPONSES},
 )
 def get_task(task_id: str, store: StoreDep) -> TaskPublic:
-    """State, timestamps, and the counts (completed) or the error (failed)."""
+    """State, timestamps, and the counts (completed) or the error (failed).
+
+    The `:path` converter lets ids with slashes reach this route, so every unknown id gets
+    the same 404 body instead of the router's generic one.
+    """
     task = store.get_task(task_id)
     if task is None:
         raise HTTPException(404, NOT_FOUND)

@@ -1,0 +1,116 @@
+"""Circuits run end to end through the real API and workers on Aer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import BELL_QASM2, BELL_QASM3, submit, wait_done
+
+
+def _assert_bell(task: dict, shots: int) -> None:
+    assert task["status"] == "completed", task
+    assert "error" not in task
+    assert set(task["result"]) == {"00", "11"}
+    assert sum(task["result"].values()) == shots
+    assert None not in task.values()
+    for key in ("created_at", "started_at", "finished_at"):
+        assert key in task
+    assert task["created_at"] <= task["started_at"] <= task["finished_at"]
+
+
+@pytest.mark.parametrize("circuit", [BELL_QASM3, BELL_QASM2], ids=["openqasm3", "openqasm2"])
+def test_bell_completes_with_00_and_11(client: httpx.Client, circuit: str) -> None:
+    task = wait_done(client, submit(client, circuit))
+    _assert_bell(task, 1024)
+    assert task["attempts"] == 1
+
+
+def test_readme_example_runs(client: httpx.Client) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert BELL_QASM3.replace("\n", "\\n") in readme, "the README's curl example must be the tested Bell circuit"
+    _assert_bell(wait_done(client, submit(client, BELL_QASM3, shots=1000, seed=7)), 1000)
+
+
+def test_shots_are_honoured(client: httpx.Client) -> None:
+    for shots in (1, 37, 5000):
+        _assert_bell(wait_done(client, submit(client, BELL_QASM3, shots=shots)), shots)
+
+
+def test_same_seed_gives_identical_counts(client: httpx.Client) -> None:
+    first = wait_done(client, submit(client, BELL_QASM3, shots=2000, seed=1234))
+    second = wait_done(client, submit(client, BELL_QASM3, shots=2000, seed=1234))
+    assert first["result"] == second["result"]
+    assert first["seed"] == 1234
+
+
+def test_user_defined_gates_run(client: httpx.Client) -> None:
+    circuit = (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\ngate bell a, b { h a; cx a, b; }\n'
+        "qubit[2] q;\nbit[2] c;\nbell q[0], q[1];\nc = measure q;\n"
+    )
+    _assert_bell(wait_done(client, submit(client, circuit, shots=500)), 500)
+
+
+def test_forty_qubit_ghz_runs_on_the_stabilizer_method(client: httpx.Client) -> None:
+    gates = "".join(f"cx q[{i}], q[{i + 1}];\n" for i in range(39))
+    circuit = f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[40] q;\nbit[40] c;\nh q[0];\n{gates}c = measure q;\n'
+    task = wait_done(client, submit(client, circuit, shots=100, seed=3))
+    assert task["status"] == "completed", task
+    assert set(task["result"]) <= {"0" * 40, "1" * 40}
+    assert sum(task["result"].values()) == 100
+
+
+FAILURES = {
+    "syntax error": (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nh q[0]\ncx q[0], q[1];\n',
+        ["QASM3ParsingError: ", "line 5:0", "missing ';'"],
+    ),
+    "openqasm2 syntax error": (
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0]\ncx q[0],q[1];\n',
+        ["QASM2ParseError: ", "line 5, column 0", "';'"],
+    ),
+    "undefined gate": (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nfoo q[0];\n',
+        ["QASM3ImporterError: ", "line 4", "'foo' is not defined"],
+    ),
+    "out-of-range index": (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[5];\nc = measure q;\n',
+        ["IndexError: ", "index 5", "register 'q' of size 2", "line 5"],
+    ),
+    "no measurements": (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nh q[0];\ncx q[0], q[1];\n',
+        ["NoMeasurements: ", "measures nothing"],
+    ),
+    "disallowed include": (
+        'OPENQASM 3.0;\ninclude "/etc/passwd";\nqubit[2] q;\n',
+        ["IncludeNotAllowed: ", '"/etc/passwd"', '"stdgates.inc"'],
+    ),
+    "unsupported version": ("OPENQASM 4.0;\nqubit[1] q;\n", ["UnsupportedVersion: ", "OPENQASM 4"]),
+}
+
+
+@pytest.mark.parametrize("name", list(FAILURES))
+def test_failures_say_what_to_fix(client: httpx.Client, name: str) -> None:
+    circuit, expected = FAILURES[name]
+    task = wait_done(client, submit(client, circuit))
+    assert task["status"] == "failed", task
+    assert "result" not in task
+    error = task["error"]
+    assert error.startswith(expected[0]), error
+    for fragment in expected[1:]:
+        assert fragment in error, error
+    assert "\n" not in error and "Traceback" not in error
+    assert "site-packages" not in error and "/root" not in error
+    assert None not in task.values()
+
+
+def test_memory_hungry_circuit_fails_fast_with_aers_figure(client: httpx.Client) -> None:
+    gates = "".join(f"cx q[{i}], q[{i + 1}];\n" for i in range(39))
+    circuit = f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[40] q;\nbit[40] c;\nh q[0];\nt q[0];\n{gates}c = measure q;\n'
+    task = wait_done(client, submit(client, circuit), timeout=30)
+    assert task["status"] == "failed"
+    assert task["error"].startswith("SimulationError: Insufficient memory"), task["error"]
+    assert "Required memory: 16777216M" in task["error"]
