@@ -13,7 +13,8 @@ from tests.services import BELL_QASM2, BELL_QASM3, submit, wait_done
 def _assert_bell(task: dict, shots: int) -> None:
     assert task["status"] == "completed", task
     assert "error" not in task
-    assert set(task["result"]) == {"00", "11"}
+    # Both outcomes appear unless there are too few shots to expect both (p = 2^-shots).
+    assert set(task["result"]) == {"00", "11"} if shots >= 20 else set(task["result"]) <= {"00", "11"}
     assert sum(task["result"].values()) == shots
     assert None not in task.values()
     for key in ("created_at", "started_at", "finished_at"):
