@@ -1,0 +1,191 @@
+"""Kill, stop and starve real processes: an acknowledged task is never lost and never run twice."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+
+import httpx
+import pytest
+
+from tests.services import BELL_QASM3, Cluster, Service, assert_clean_logs, slow_circuit, submit, wait_done, wait_for
+from tests.test_concurrency import submit_many, wait_all
+
+pytestmark = [pytest.mark.crash, pytest.mark.local]
+
+SLOW = slow_circuit(50_000)  # a few seconds of simulation
+
+
+def wait_status(client: httpx.Client, task_id: str, status: str, timeout: float = 30) -> dict:
+    return wait_for(
+        lambda: (body := client.get(f"/tasks/{task_id}").json())["status"] == status and body,
+        timeout,
+        f"task {task_id} to be {status}",
+    )
+
+
+def simulation_child(worker: Service) -> int:
+    """The pid of the worker's current simulation process, as the worker logged it."""
+    pids = [int(p) for p in re.findall(r"simulation process (\d+) ready", worker.log())]
+    assert pids and pids[-1] in worker.children(), f"worker {worker.pid} has no live simulation child"
+    return pids[-1]
+
+
+def test_killed_worker_task_is_completed_by_another(make_cluster) -> None:
+    cluster: Cluster = make_cluster(LEASE_SECONDS=2)
+    cluster.start_api()
+    first = cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, SLOW, shots=10)
+        wait_status(client, task_id, "pending")
+        first.kill()  # SIGKILL: no chance to clean up
+        cluster.start_worker()
+        task = wait_done(client, task_id, timeout=90)
+    assert task["status"] == "completed", task
+    assert task["attempts"] == 2
+    assert task["result"] == {"0": 10}
+
+
+def test_killed_api_loses_no_acknowledged_task(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    api = cluster.start_api()
+    cluster.start_worker()
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def flood() -> None:
+        with cluster.client(timeout=10) as client:
+            for _ in range(2000):
+                if stop.is_set():
+                    return
+                try:
+                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+                except httpx.HTTPError:
+                    continue  # the API is down: this submission was never acknowledged
+                if response.status_code == 202:
+                    acknowledged.append(response.json()["task_id"])
+
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acknowledged) >= 100, 60, "100 acknowledged submissions")
+    api.kill()
+    died_at = len(acknowledged)
+    cluster.start_api()
+    wait_for(lambda: len(acknowledged) >= died_at + 50, 60, "submissions to resume after the restart")
+    stop.set()
+    for t in threads:
+        t.join(30)
+    with cluster.client() as client:
+        views = wait_all(client, acknowledged, timeout=120)
+    assert all(v["status"] == "completed" for v in views.values())
+    rows = cluster.rows()
+    assert all(rows[t]["attempts"] == 1 for t in acknowledged)
+
+
+def test_sigterm_mid_task_past_grace_returns_it_to_the_queue(make_cluster) -> None:
+    cluster: Cluster = make_cluster(SHUTDOWN_GRACE_SECONDS=0.5)
+    cluster.start_api()
+    worker = cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, SLOW, shots=10)
+        wait_status(client, task_id, "pending")
+        assert worker.stop() == 0
+        assert "returned to the queue at shutdown" in worker.log()
+        assert client.get(f"/tasks/{task_id}").json()["status"] == "submitted"
+        cluster.start_worker()
+        task = wait_done(client, task_id, timeout=90)
+    assert task["status"] == "completed"
+    assert task["attempts"] == 1  # a graceful hand-back spends no attempt
+    assert_clean_logs(worker)
+
+
+def test_sigterm_mid_task_within_grace_finishes_it(make_cluster) -> None:
+    cluster: Cluster = make_cluster(SHUTDOWN_GRACE_SECONDS=60)
+    cluster.start_api()
+    worker = cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, slow_circuit(20_000), shots=10)
+        wait_status(client, task_id, "pending")
+        worker.send(signal.SIGTERM)
+        assert worker.process is not None and worker.process.wait(60) == 0
+        task = client.get(f"/tasks/{task_id}").json()
+    assert task["status"] == "completed" and task["attempts"] == 1
+    assert_clean_logs(worker)
+
+
+def test_three_workers_thousand_tasks_each_run_exactly_once(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()
+    for _ in range(3):
+        cluster.start_worker()
+    task_ids = submit_many(cluster.base_url, 1000)
+    with cluster.client() as client:
+        views = wait_all(client, task_ids, timeout=300)
+    assert all(v["status"] == "completed" for v in views.values())
+    rows = cluster.rows()
+    assert len(rows) == 1000
+    assert all(r["attempts"] == 1 and r["status"] == "completed" for r in rows.values())
+    assert len({r["worker_id"] for r in rows.values()}) == 3
+    for worker in cluster.workers:
+        assert worker.stop() == 0
+        assert_clean_logs(worker)
+
+
+def test_task_over_the_timeout_fails_and_the_worker_goes_on(make_cluster) -> None:
+    cluster: Cluster = make_cluster(TASK_TIMEOUT_SECONDS=1)
+    cluster.start_api()
+    worker = cluster.start_worker()
+    with cluster.client() as client:
+        slow = wait_done(client, submit(client, SLOW, shots=10), timeout=60)
+        assert slow["status"] == "failed"
+        assert slow["error"] == (
+            "TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS=1 s and was stopped"
+        )
+        bell = wait_done(client, submit(client, BELL_QASM3, shots=10), timeout=60)
+    assert bell["status"] == "completed"
+    assert worker.process is not None and worker.process.poll() is None
+    assert_clean_logs(worker)
+
+
+def test_simulation_child_that_dies_fails_the_task_and_the_worker_goes_on(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()
+    worker = cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, SLOW, shots=10)
+        wait_status(client, task_id, "pending")
+        child = simulation_child(worker)
+        os.kill(child, signal.SIGKILL)
+        task = wait_done(client, task_id, timeout=30)
+        assert task["status"] == "failed"
+        assert task["error"].startswith("SimulationCrashed: the simulation process was killed by SIGKILL")
+        bell = wait_done(client, submit(client, BELL_QASM3, shots=10), timeout=60)
+    assert bell["status"] == "completed"
+    assert simulation_child(worker) != child
+    assert_clean_logs(worker)
+
+
+def test_stale_worker_cannot_overwrite_the_new_owner(make_cluster) -> None:
+    cluster: Cluster = make_cluster(LEASE_SECONDS=1.5)
+    cluster.start_api()
+    stale = cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, slow_circuit(30_000), shots=10, seed=1)
+        wait_status(client, task_id, "pending")
+        stale.send(signal.SIGSTOP)  # frozen: no heartbeat, but its simulation child keeps going
+        try:
+            fresh = cluster.start_worker()
+            task = wait_done(client, task_id, timeout=90)
+        finally:
+            stale.send(signal.SIGCONT)
+        wait_for(
+            lambda: "result discarded" in stale.log() or "lease lost" in stale.log(), 60, "the stale worker to notice"
+        )
+        after = client.get(f"/tasks/{task_id}").json()
+    row = cluster.rows()[task_id]
+    assert task["status"] == "completed" and task["attempts"] == 2
+    assert after == task, "the stale worker changed the task after the new owner finished it"
+    assert f":{fresh.pid}:" in row["worker_id"]
