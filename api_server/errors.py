@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from shared.errors import StoreBusy, StoreError
 
@@ -42,6 +44,25 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+def _unparsable_body(exc: HTTPException) -> str | None:
+    """FastAPI answers 400 'error parsing the body' for bytes json.loads cannot take; say why instead."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body: is not valid JSON (not UTF-8: byte 0x{cause.object[cause.start]:02x} at position {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "body: is not valid JSON (nested too deeply)"
+    return f"body: is not valid JSON ({type(cause).__name__})"
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    message = _unparsable_body(exc)
+    if message is None:
+        return await http_exception_handler(request, exc)
+    return JSONResponse(status_code=422, content={"detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]})
+
+
 async def store_error(request: Request, exc: StoreError) -> JSONResponse:
     if isinstance(exc, StoreBusy):
         logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
@@ -56,4 +77,5 @@ async def store_error(request: Request, exc: StoreError) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(StoreError, store_error)  # type: ignore[arg-type]

@@ -66,7 +66,8 @@ def test_default_shots_is_1024(client: httpx.Client) -> None:
         ({"circuit": BELL_QASM3, "shots": -5}, "shots"),
         ({"circuit": BELL_QASM3, "shots": 100_001}, "shots"),
         ({"circuit": BELL_QASM3, "shots": 1.5}, "shots"),
-        ({"circuit": BELL_QASM3, "shots": 10.0}, "shots"),
+        ({"circuit": BELL_QASM3, "shots": 2.5e3 + 0.5}, "shots"),
+        ({"circuit": BELL_QASM3, "shots": 1e300}, "shots"),
         ({"circuit": BELL_QASM3, "shots": "10"}, "shots"),
         ({"circuit": BELL_QASM3, "shots": True}, "shots"),
         ({"circuit": BELL_QASM3, "shots": None}, "shots"),
@@ -91,6 +92,13 @@ def test_a_typo_in_a_field_name_does_not_run(client: httpx.Client) -> None:
     assert "unknown field" in response.json()["detail"][0]["msg"]
 
 
+def test_integral_json_numbers_count_as_integers(client: httpx.Client) -> None:
+    # JSON has one number type; JSON Schema calls 10.0 an integer, and so do we.
+    task_id = submit(client, BELL_QASM3, shots=10.0, seed=7.0)
+    view = client.get(f"/tasks/{task_id}").json()
+    assert (view["shots"], view["seed"]) == (10, 7)
+
+
 def test_largest_seed_is_accepted(client: httpx.Client) -> None:
     task_id = submit(client, BELL_QASM3, seed=2**63 - 1, shots=10)
     assert client.get(f"/tasks/{task_id}").json()["seed"] == 2**63 - 1
@@ -98,7 +106,7 @@ def test_largest_seed_is_accepted(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"not json", b'{"circuit": ', b"[1, 2, 3]", b'"OPENQASM 3.0;"', b"42", b"null", b"\xff\xfe{}"],
+    [b"", b"not json", b'{"circuit": ', b"[1, 2, 3]", b'"OPENQASM 3.0;"', b"42", b"null", b"\xff\xfe{}", b"\xc3\x28lN"],
 )
 def test_bodies_that_are_not_a_json_object_are_422(client: httpx.Client, raw: bytes) -> None:
     response = client.post("/tasks", content=raw, headers={"content-type": "application/json"})
@@ -133,10 +141,18 @@ def test_streamed_body_without_length_is_cut_off_at_the_limit(client: httpx.Clie
     assert response.status_code == 413
 
 
-def test_deeply_nested_json_is_a_4xx(client: httpx.Client) -> None:
+def test_deeply_nested_json_is_422(client: httpx.Client) -> None:
     raw = b'{"circuit": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     response = client.post("/tasks", content=raw, headers={"content-type": "application/json"})
-    assert 400 <= response.status_code < 500, response.text
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["msg"] == "body: is not valid JSON (nested too deeply)"
+
+
+def test_invalid_utf8_inside_the_circuit_is_422(client: httpx.Client) -> None:
+    raw = b'{"circuit": "OPENQASM 3.0;\xff\xfe qubit q;"}'
+    response = client.post("/tasks", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "not UTF-8" in response.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize("task_id", [str(uuid.uuid4()), "not-a-uuid", "0", "%20", "a" * 300, "..%2Fetc%2Fpasswd", "a/b"])
