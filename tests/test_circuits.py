@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -29,10 +31,22 @@ def test_bell_completes_with_00_and_11(client: httpx.Client, circuit: str) -> No
     assert task["attempts"] == 1
 
 
-def test_readme_example_runs(client: httpx.Client) -> None:
+def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert BELL_QASM3.replace("\n", "\\n") in readme, "the README's curl example must be the tested Bell circuit"
-    _assert_bell(wait_done(client, submit(client, BELL_QASM3, shots=1000, seed=7)), 1000)
+    payloads = [json.loads(p) for p in re.findall(r"-d '(\{.*?\})'", readme, re.DOTALL)]
+    bell3, bell2, broken, typo = payloads
+    assert bell3 == {"circuit": BELL_QASM3, "shots": 1000, "seed": 7}
+    assert bell2 == {"circuit": BELL_QASM2}
+    response = client.post("/tasks", json=bell3)
+    assert response.status_code == 202
+    _assert_bell(wait_done(client, response.json()["task_id"]), 1000)
+    _assert_bell(wait_done(client, client.post("/tasks", json=bell2).json()["task_id"]), 1024)
+    failed = wait_done(client, client.post("/tasks", json=broken).json()["task_id"])
+    assert failed["error"] == "QASM3ParsingError: line 5:0 missing ';' at 'cx'"
+    assert failed["error"] in readme
+    refused = client.post("/tasks", json=typo)
+    assert refused.status_code == 422
+    assert json.dumps(refused.json(), separators=(",", ":")) in readme
 
 
 def test_shots_are_honoured(client: httpx.Client) -> None:
