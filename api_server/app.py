@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api_server import errors
+from api_server import dashboard, errors, monitoring
 from api_server.limits import BodySizeLimit
 from api_server.routes import router
 from shared.config import Settings, get_settings
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """
 Submit an OpenQASM 3 or OpenQASM 2 circuit with `POST /tasks`, then poll `GET /tasks/{task_id}`
 until its status is `completed` (measurement counts in `result`) or `failed` (one-line `error`).
-A separate worker process runs each circuit on Qiskit Aer.
+A separate worker process runs each circuit on Qiskit Aer. The dashboard is at `/`.
 """
 
 
@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.metrics = monitoring.metrics_registry(store, settings)
     errors.install(app)
     app.include_router(router)
+    app.include_router(monitoring.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files, name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

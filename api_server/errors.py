@@ -18,8 +18,9 @@ RETRY_AFTER_SECONDS = 1
 
 
 def _field_name(loc: tuple[str | int, ...]) -> str:
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) if parts else "body"
+    # ("body", "shots") -> "shots"; ("query", "limit") -> "limit"; ("body",) -> "body"
+    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else list(map(str, loc))
+    return ".".join(parts) if parts else str(loc[0]) if loc else "body"
 
 
 def _message(error: dict) -> str:

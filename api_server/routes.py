@@ -1,34 +1,103 @@
-"""HTTP routes: thin, typed, no SQL."""
+"""Task routes: thin, typed, no SQL."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
 from datetime import datetime, timezone
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from api_server.deps import SettingsDep, StoreDep
-from api_server.schemas import ERROR_RESPONSES, Health, Message, TaskAccepted, TaskCreate, TaskPublic
-from shared.models import Task, TaskStatus
+from api_server.schemas import (
+    ERROR_RESPONSES,
+    CircuitView,
+    Conflict,
+    Message,
+    TaskAccepted,
+    TaskCreate,
+    TaskList,
+    TaskListItem,
+    TaskPublic,
+)
+from shared.models import Task, TaskStatus, TaskSummary
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
 NOT_FOUND = "Task not found"
+NOT_FOUND_RESPONSE = {404: {"model": Message, "description": "No task has this id."}}
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
-def _timestamp(value: float | None) -> datetime | None:
+def timestamp(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=timezone.utc) if value is not None else None
 
 
 def to_public(task: Task) -> TaskPublic:
-    fields = task.public_fields()
-    for key in ("created_at", "started_at", "finished_at"):
-        fields[key] = _timestamp(fields[key])
-    return TaskPublic(**fields)
+    return TaskPublic(
+        task_id=task.id,
+        status=task.status,
+        shots=task.shots,
+        seed=task.seed,
+        attempts=task.attempts or None,
+        created_at=timestamp(task.created_at),
+        started_at=timestamp(task.started_at),
+        finished_at=timestamp(task.finished_at),
+        result=task.result,
+        error=task.error,
+        num_qubits=task.num_qubits,
+        depth=task.depth,
+        duration_ms=round(task.duration_ms, 3) if task.duration_ms is not None else None,
+        cancel_requested=True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
+    )
+
+
+def _to_item(task: TaskSummary) -> TaskListItem:
+    return TaskListItem(
+        task_id=task.id,
+        status=task.status,
+        shots=task.shots,
+        created_at=timestamp(task.created_at),
+        started_at=timestamp(task.started_at),
+        finished_at=timestamp(task.finished_at),
+        num_qubits=task.num_qubits,
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    """The position after which the next page starts: 8 bytes, base64url. Clients treat it as opaque."""
+    return base64.urlsafe_b64encode(seq.to_bytes(8, "big")).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    # CURSOR_PATTERN has already checked the shape; any such string is a valid position.
+    return int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big") & (2**63 - 1)
+
+
+@router.get(
+    "/tasks",
+    response_model=TaskList,
+    response_model_exclude_none=True,
+    summary="List tasks, newest first",
+    responses=ERROR_RESPONSES,
+)
+def list_tasks(
+    store: StoreDep,
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)] = None,
+) -> TaskList:
+    """Keyset pagination: pages stay stable while new tasks arrive."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    items, next_seq = store.list_tasks(status, before, limit)
+    return TaskList(
+        items=[_to_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
+    )
 
 
 @router.post(
@@ -58,11 +127,57 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
 
 
 @router.get(
+    "/tasks/{task_id}/circuit",
+    response_model=CircuitView,
+    response_model_exclude_none=True,
+    summary="Get a task's circuit text and drawing",
+    responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
+)
+def get_circuit(task_id: str, store: StoreDep) -> CircuitView:
+    """The submitted text, and Qiskit's text diagram once a worker has parsed the circuit."""
+    found = store.get_circuit(task_id)
+    if found is None:
+        raise HTTPException(404, NOT_FOUND)
+    circuit, diagram = found
+    return CircuitView(task_id=task_id, circuit=circuit, diagram=diagram)
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    response_model=TaskPublic,
+    response_model_exclude_none=True,
+    summary="Cancel a task",
+    responses={
+        200: {"description": "The task was waiting and is now `cancelled`."},
+        202: {"model": TaskPublic, "description": "The task is running; its worker stops it within about a second."},
+        409: {"model": Conflict, "description": "The task is already completed, failed or cancelled."},
+        **NOT_FOUND_RESPONSE,
+        **ERROR_RESPONSES,
+    },
+)
+def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
+    """A submitted task is cancelled at once; a pending one is stopped by its worker."""
+    outcome = store.cancel(task_id, time.time())
+    if outcome is None:
+        raise HTTPException(404, NOT_FOUND)
+    if not outcome.changed:
+        return JSONResponse(
+            status_code=409,
+            content={"detail": f"Task is already {outcome.status.value}", "status": outcome.status.value},
+        )
+    task = store.get_task(task_id)
+    assert task is not None  # it existed an instant ago, and tasks are never deleted while live
+    logger.info("task %s %s", task_id, "cancelled" if outcome.status is TaskStatus.CANCELLED else "cancel requested")
+    code = 200 if outcome.status is TaskStatus.CANCELLED else 202
+    return JSONResponse(status_code=code, content=to_public(task).model_dump(mode="json", exclude_none=True))
+
+
+@router.get(
     "/tasks/{task_id:path}",
     response_model=TaskPublic,
     response_model_exclude_none=True,
     summary="Get a task's state and outcome",
-    responses={404: {"model": Message, "description": "No task has this id."}, **ERROR_RESPONSES},
+    responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
 )
 def get_task(task_id: str, store: StoreDep) -> TaskPublic:
     """State, timestamps, and the counts (completed) or the error (failed).
@@ -74,14 +189,3 @@ def get_task(task_id: str, store: StoreDep) -> TaskPublic:
     if task is None:
         raise HTTPException(404, NOT_FOUND)
     return to_public(task)
-
-
-@router.get(
-    "/health",
-    response_model=Health,
-    summary="Is the API up and the database reachable?",
-    responses={503: {"model": Message, "description": "The database cannot be reached."}},
-)
-def health(store: StoreDep, response: Response) -> Health:
-    store.has_work()
-    return Health(status="ok", database="ok")

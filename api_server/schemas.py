@@ -110,7 +110,7 @@ class TaskPublic(BaseModel):
     )
 
     task_id: str
-    status: TaskStatus = Field(description="submitted -> pending -> completed | failed")
+    status: TaskStatus = Field(description="submitted -> pending -> completed | failed | cancelled")
     shots: int
     seed: int | None = Field(None, description="Present when the submission gave one.")
     attempts: int | None = Field(None, description="How many times a worker has claimed the task; present once claimed.")
@@ -119,6 +119,53 @@ class TaskPublic(BaseModel):
     finished_at: datetime | None = Field(None, description="RFC 3339, UTC; completed and failed tasks only.")
     result: dict[str, int] | None = Field(None, description="Measurement counts as Aer's get_counts() gives them; completed only.")
     error: str | None = Field(None, description="One line, `<ExceptionType>: <message>`; failed only.")
+    num_qubits: int | None = Field(None, description="Width of the parsed circuit, once a worker has parsed it.")
+    depth: int | None = Field(None, description="Depth of the parsed circuit, once a worker has parsed it.")
+    duration_ms: float | None = Field(None, description="Simulation time in milliseconds, once simulated.")
+    cancel_requested: bool | None = Field(None, description="True while a cancel request waits for the worker to stop the task.")
+
+
+class TaskListItem(BaseModel):
+    """A task in a list: no circuit text and no result."""
+
+    task_id: str
+    status: TaskStatus
+    shots: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    num_qubits: int | None = None
+
+
+class TaskList(BaseModel):
+    """One page of tasks, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[TaskListItem]
+    next_cursor: str | None = Field(None, description="Present while older tasks remain.")
+
+
+class CircuitView(BaseModel):
+    """The submitted text, and Qiskit's text drawing once a worker has parsed a small enough circuit."""
+
+    task_id: str
+    circuit: str
+    diagram: str | None = None
+
+
+class Conflict(BaseModel):
+    """The task is already finished; nothing was changed."""
+
+    detail: str
+    status: TaskStatus
+
+
+class WorkerView(BaseModel):
+    worker_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat: datetime
+    task_id: str | None = None
 
 
 class Message(BaseModel):
@@ -140,8 +187,12 @@ class ValidationMessage(BaseModel):
 
 
 class Health(BaseModel):
+    """Database reachability, queue depth by state, and the workers heard from within LEASE_SECONDS."""
+
     status: str
     database: str
+    queue: dict[TaskStatus, int]
+    workers: list[WorkerView]
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,32 +1,57 @@
-"""The task record and its states."""
+"""The task record, its states, and the other records the store hands out."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 class TaskStatus(str, enum.Enum):
-    """Life cycle: submitted -> pending -> completed | failed."""
+    """Life cycle: submitted -> pending -> completed | failed | cancelled."""
 
     SUBMITTED = "submitted"
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class LeaseStatus(str, enum.Enum):
+    """What a lease renewal found."""
+
+    HELD = "held"
+    LOST = "lost"
+    CANCEL_REQUESTED = "cancel_requested"
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """A task without its circuit or result: what lists show."""
+
+    id: str
+    status: TaskStatus
+    shots: int
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    num_qubits: int | None = None
+    seq: int = 0
 
 
 @dataclass(frozen=True)
 class Task:
-    """One row of the tasks table, as the store returns it."""
+    """One row of the tasks table, as the store returns it (the circuit text is fetched apart)."""
 
     id: str
     status: TaskStatus
-    circuit: str
     shots: int
     seed: int | None
     created_at: float
@@ -37,21 +62,10 @@ class Task:
     attempts: int = 0
     worker_id: str | None = None
     lease_expires_at: float | None = None
-
-    def public_fields(self) -> dict[str, Any]:
-        """The fields a client may see, without the circuit text."""
-        return {
-            "task_id": self.id,
-            "status": self.status.value,
-            "shots": self.shots,
-            "seed": self.seed,
-            "attempts": self.attempts or None,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "result": self.result,
-            "error": self.error,
-        }
+    num_qubits: int | None = None
+    depth: int | None = None
+    duration_ms: float | None = None
+    cancel_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,3 +78,56 @@ class Claim:
     seed: int | None
     attempt: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What the simulation learned about the circuit, stored beside the outcome."""
+
+    num_qubits: int | None = None
+    depth: int | None = None
+    duration_ms: float | None = None
+    diagram: str | None = None
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> "RunDetails":
+        return cls(**{k: reply.get(k) for k in ("num_qubits", "depth", "duration_ms", "diagram")})
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """The answer to a cancel request: the task's state after it, and whether it changed anything."""
+
+    status: TaskStatus
+    changed: bool
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    last_heartbeat: float
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative buckets as Prometheus wants them: [(upper bound, count)], +Inf last."""
+
+    buckets: list[tuple[float, int]]
+    total: float
+    count: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Everything /health and /metrics show, read from the database so every process agrees."""
+
+    counts: dict[TaskStatus, int]
+    submitted_total: int
+    finished_total: dict[TaskStatus, int]
+    queue_wait: Histogram
+    run_time: Histogram
+    workers: list[WorkerInfo] = field(default_factory=list)

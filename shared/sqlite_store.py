@@ -4,109 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from shared import sqlite_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
-from shared.models import Claim, Task, TaskStatus
+from shared.models import (
+    CancelOutcome,
+    Claim,
+    Histogram,
+    LeaseStatus,
+    QueueStats,
+    RunDetails,
+    Task,
+    TaskStatus,
+    TaskSummary,
+    WorkerInfo,
+)
 from shared.store import Store
 
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    id               TEXT    NOT NULL UNIQUE,
-    status           TEXT    NOT NULL,
-    circuit          TEXT    NOT NULL,
-    shots            INTEGER NOT NULL,
-    seed             INTEGER,
-    created_at       REAL    NOT NULL,
-    started_at       REAL,
-    finished_at      REAL,
-    result           TEXT,
-    error            TEXT,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    worker_id        TEXT,
-    lease_expires_at REAL
-);
-CREATE INDEX IF NOT EXISTS tasks_submitted_by_seq ON tasks (seq) WHERE status = 'submitted';
-CREATE INDEX IF NOT EXISTS tasks_pending_by_lease ON tasks (lease_expires_at) WHERE status = 'pending';
-"""
-
-INSERT_TASK = """
-INSERT INTO tasks (id, status, circuit, shots, seed, created_at)
-VALUES (:id, 'submitted', :circuit, :shots, :seed, :now)
-"""
-
-SELECT_TASK = "SELECT * FROM tasks WHERE id = :id"
-
-HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted')"
-
-# A lease that expired means its worker died or hung: past the attempt limit the task fails,
-# otherwise it goes back to the queue at its old place (seq is unchanged).
-FAIL_EXHAUSTED = """
-UPDATE tasks
-SET status = 'failed', finished_at = :now, lease_expires_at = NULL,
-    error = 'WorkerLost: the task was interrupted ' || attempts
-            || ' times (its worker stopped renewing the lease); giving up after MAX_ATTEMPTS='
-            || :max_attempts
-WHERE status = 'pending' AND lease_expires_at < :now AND attempts >= :max_attempts
-RETURNING id, attempts
-"""
-
-REQUEUE_EXPIRED = """
-UPDATE tasks
-SET status = 'submitted', worker_id = NULL, started_at = NULL, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_expires_at < :now
-RETURNING id, attempts
-"""
-
-CLAIM_NEXT = """
-UPDATE tasks
-SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
-    started_at = :now, lease_expires_at = :expires
-WHERE seq = (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1)
-RETURNING id, circuit, shots, seed, attempts, created_at
-"""
-
-# Every write by a worker names the attempt it holds: a worker whose lease was taken over
-# matches no row and so cannot overwrite the new owner's state.
-OWNED = "id = :id AND worker_id = :worker AND attempts = :attempt AND status = 'pending'"
-
-RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {OWNED}"
-
-COMPLETE = f"""
-UPDATE tasks
-SET status = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-FAIL = f"""
-UPDATE tasks
-SET status = 'failed', error = :error, finished_at = :now, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-RELEASE = f"""
-UPDATE tasks
-SET status = 'submitted', attempts = attempts - 1, worker_id = NULL,
-    started_at = NULL, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-DEBUG_ROWS = """
-SELECT id, status, attempts, worker_id, started_at, finished_at, lease_expires_at
-FROM tasks ORDER BY seq
-"""
+SCHEMA_VERSION = len(sql.MIGRATIONS)
 
 
 def _row_to_task(row: sqlite3.Row) -> Task:
     return Task(
         id=row["id"],
         status=TaskStatus(row["status"]),
-        circuit=row["circuit"],
         shots=row["shots"],
         seed=row["seed"],
         created_at=row["created_at"],
@@ -117,6 +42,23 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         attempts=row["attempts"],
         worker_id=row["worker_id"],
         lease_expires_at=row["lease_expires_at"],
+        num_qubits=row["num_qubits"],
+        depth=row["depth"],
+        duration_ms=row["duration_ms"],
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+def _row_to_summary(row: sqlite3.Row) -> TaskSummary:
+    return TaskSummary(
+        id=row["id"],
+        status=TaskStatus(row["status"]),
+        shots=row["shots"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        num_qubits=row["num_qubits"],
+        seq=row["seq"],
     )
 
 
@@ -131,8 +73,8 @@ class SqliteStore(Store):
     def _connect(self) -> Iterator[sqlite3.Connection]:
         conn = None
         try:
-            # isolation_level=None: autocommit, so a lone INSERT is committed when execute returns,
-            # and multi-statement work says BEGIN IMMEDIATE itself.
+            # isolation_level=None: autocommit, so a lone statement is committed when execute
+            # returns, and multi-statement work says BEGIN IMMEDIATE itself.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
             # FULL: an acknowledged task survives power loss too, not only a killed process.
@@ -165,48 +107,108 @@ class SqliteStore(Store):
     def initialize(self) -> None:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"database {self.path!r} has schema version {version}; "
-                        f"this code knows up to {SCHEMA_VERSION}"
-                    )
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {self.path!r} has schema version {version}; this code knows up to {SCHEMA_VERSION}"
+                )
+            for statements in sql.MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            for metric, bounds in (("queue_wait", sql.QUEUE_WAIT_BUCKETS), ("run_time", sql.RUN_TIME_BUCKETS)):
+                conn.executemany(sql.SEED_BUCKETS, [(metric, le) for le in bounds])
+                conn.execute(sql.SEED_INF_BUCKET, (metric, metric))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # --- the API's side -------------------------------------------------------------------
 
     def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
         with self._connect() as conn:
-            conn.execute(INSERT_TASK, {"id": task_id, "circuit": circuit, "shots": shots, "seed": seed, "now": now})
+            conn.execute(sql.INSERT_TASK, {"id": task_id, "circuit": circuit, "shots": shots, "seed": seed, "now": now})
 
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:
-            row = conn.execute(SELECT_TASK, {"id": task_id}).fetchone()
+            row = conn.execute(sql.SELECT_TASK, {"id": task_id}).fetchone()
         return _row_to_task(row) if row is not None else None
+
+    def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
+        with self._connect() as conn:
+            row = conn.execute(sql.SELECT_CIRCUIT, {"id": task_id}).fetchone()
+        return (row["circuit"], row["diagram"]) if row is not None else None
+
+    def list_tasks(
+        self, status: TaskStatus | None, before_seq: int | None, limit: int
+    ) -> tuple[list[TaskSummary], int | None]:
+        params: dict[str, Any] = {"before": before_seq or 2**63 - 1, "limit": limit + 1}
+        query = sql.LIST_TASKS
+        if status is not None:
+            query, params["status"] = sql.LIST_TASKS_BY_STATUS, status.value
+        with self._connect() as conn:
+            rows = conn.execute(query, params).fetchall()
+        items = [_row_to_summary(r) for r in rows[:limit]]
+        return items, (items[-1].seq if len(rows) > limit else None)
+
+    def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
+        with self._transaction() as conn:
+            if conn.execute(sql.CANCEL_SUBMITTED, {"id": task_id, "now": now}).fetchone():
+                return CancelOutcome(TaskStatus.CANCELLED, changed=True)
+            if conn.execute(sql.REQUEST_CANCEL, {"id": task_id}).fetchone():
+                return CancelOutcome(TaskStatus.PENDING, changed=True)
+            row = conn.execute(sql.SELECT_STATUS, {"id": task_id}).fetchone()
+        return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
+
+    def stats(self, now: float, live_after: float) -> QueueStats:
+        with self._connect() as conn:
+            counts = {TaskStatus(r["status"]): r["n"] for r in conn.execute(sql.TASK_COUNTS)}
+            counters = {r["name"]: r["value"] for r in conn.execute(sql.COUNTERS)}
+            buckets: dict[str, list[tuple[float, int]]] = {"queue_wait": [], "run_time": []}
+            for row in conn.execute(sql.HISTOGRAMS):
+                le = math.inf if row["le"] is None else row["le"]
+                buckets.setdefault(row["metric"], []).append((le, row["count"]))
+            workers = [WorkerInfo(**dict(r)) for r in conn.execute(sql.LIVE_WORKERS, {"since": live_after})]
+
+        def histogram(metric: str) -> Histogram:
+            points = buckets[metric]
+            return Histogram(points, counters.get(f"{metric}_sum", 0.0), points[-1][1] if points else 0)
+
+        return QueueStats(
+            counts={s: counts.get(s, 0) for s in TaskStatus},
+            submitted_total=int(counters.get("submitted_total", 0)),
+            finished_total={
+                s: int(counters.get(f"finished_{s.value}", 0))
+                for s in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+            },
+            queue_wait=histogram("queue_wait"),
+            run_time=histogram("run_time"),
+            workers=workers,
+        )
+
+    # --- the worker's side ----------------------------------------------------------------
 
     def has_work(self) -> bool:
         with self._connect() as conn:
-            return bool(conn.execute(HAS_WORK).fetchone()[0])
+            return bool(conn.execute(sql.HAS_WORK).fetchone()[0])
 
     def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         with self._transaction() as conn:
-            failed = conn.execute(FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
-            requeued = conn.execute(REQUEUE_EXPIRED, {"now": now}).fetchall()
-        return [(r["id"], TaskStatus.FAILED, r["attempts"]) for r in failed] + [
-            (r["id"], TaskStatus.SUBMITTED, r["attempts"]) for r in requeued
+            cancelled = conn.execute(sql.CANCEL_EXPIRED, {"now": now}).fetchall()
+            failed = conn.execute(sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
+            requeued = conn.execute(sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
+        return [
+            (r["id"], state, r["attempts"])
+            for state, rows in (
+                (TaskStatus.CANCELLED, cancelled),
+                (TaskStatus.FAILED, failed),
+                (TaskStatus.SUBMITTED, requeued),
+            )
+            for r in rows
         ]
 
     def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
         with self._transaction() as conn:
             row = conn.execute(
-                CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
+                sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
             ).fetchone()
         if row is None:
             return None
@@ -219,23 +221,49 @@ class SqliteStore(Store):
             created_at=row["created_at"],
         )
 
-    def _owned_write(self, sql: str, claim: Claim, worker_id: str, **values: Any) -> bool:
+    def _owned_write(self, query: str, claim: Claim, worker_id: str, **values: Any) -> bool:
         params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, **values}
         with self._connect() as conn:
-            return conn.execute(sql, params).rowcount == 1
+            return conn.execute(query, params).rowcount == 1
 
-    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> bool:
-        return self._owned_write(RENEW_LEASE, claim, worker_id, expires=expires_at)
+    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
+        params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
+        with self._connect() as conn:
+            row = conn.execute(sql.RENEW_LEASE, params).fetchone()
+        if row is None:
+            return LeaseStatus.LOST
+        return LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD
 
-    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float) -> bool:
-        return self._owned_write(COMPLETE, claim, worker_id, result=json.dumps(result), now=now)
+    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
+        return self._owned_write(
+            sql.COMPLETE, claim, worker_id, result=json.dumps(result), now=now, **details.__dict__
+        )
 
-    def fail(self, claim: Claim, worker_id: str, error: str, now: float) -> bool:
-        return self._owned_write(FAIL, claim, worker_id, error=error, now=now)
+    def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
+        return self._owned_write(sql.FAIL, claim, worker_id, error=error, now=now, **details.__dict__)
+
+    def mark_cancelled(self, claim: Claim, worker_id: str, now: float) -> bool:
+        return self._owned_write(sql.MARK_CANCELLED, claim, worker_id, now=now)
 
     def release(self, claim: Claim, worker_id: str) -> bool:
-        return self._owned_write(RELEASE, claim, worker_id)
+        return self._owned_write(sql.RELEASE, claim, worker_id)
+
+    def beat_worker(self, worker: WorkerInfo) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                sql.BEAT_WORKER,
+                {"id": worker.id, "host": worker.host, "pid": worker.pid, "now": worker.last_heartbeat,
+                 "task_id": worker.task_id},
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._connect() as conn:
+            conn.execute(sql.REMOVE_WORKER, {"id": worker_id})
+
+    def forget_workers(self, silent_since: float) -> None:
+        with self._connect() as conn:
+            conn.execute(sql.FORGET_DEAD_WORKERS, {"before": silent_since})
 
     def debug_rows(self) -> list[dict[str, Any]]:
         with self._connect() as conn:
-            return [dict(row) for row in conn.execute(DEBUG_ROWS)]
+            return [dict(row) for row in conn.execute(sql.DEBUG_ROWS)]

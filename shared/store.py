@@ -6,7 +6,17 @@ import abc
 from typing import Any
 
 from shared.config import Settings
-from shared.models import Claim, Task, TaskStatus
+from shared.models import (
+    CancelOutcome,
+    Claim,
+    LeaseStatus,
+    QueueStats,
+    RunDetails,
+    Task,
+    TaskStatus,
+    TaskSummary,
+    WorkerInfo,
+)
 
 
 class Store(abc.ABC):
@@ -15,6 +25,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def initialize(self) -> None:
         """Create or migrate the schema; safe to call from every process at start-up."""
+
+    # --- the API's side -------------------------------------------------------------------
 
     @abc.abstractmethod
     def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
@@ -25,32 +37,68 @@ class Store(abc.ABC):
         """The task with this id, or None."""
 
     @abc.abstractmethod
+    def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
+        """The task's circuit text and, once a worker drew it, its text diagram; None if no such task."""
+
+    @abc.abstractmethod
+    def list_tasks(
+        self, status: TaskStatus | None, before_seq: int | None, limit: int
+    ) -> tuple[list[TaskSummary], int | None]:
+        """Newest first, optionally one state, strictly older than before_seq; and the next page's key."""
+
+    @abc.abstractmethod
+    def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
+        """Cancel a submitted task now, or ask the worker to stop a pending one; None if no such task."""
+
+    @abc.abstractmethod
+    def stats(self, now: float, live_after: float) -> QueueStats:
+        """Counts, counters, histograms, and workers heard from since live_after."""
+
+    # --- the worker's side ----------------------------------------------------------------
+
+    @abc.abstractmethod
     def has_work(self) -> bool:
         """Cheap read-only check: is any task waiting? Lets idle workers poll without a write lock."""
 
     @abc.abstractmethod
     def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
-        """Requeue tasks whose lease expired, or fail them past max_attempts; (id, new state, attempts)."""
+        """Settle tasks whose lease expired (requeue, fail past max_attempts, or cancel); (id, state, attempts)."""
 
     @abc.abstractmethod
     def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
         """Claim the oldest submitted task for worker_id, in one statement."""
 
     @abc.abstractmethod
-    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> bool:
-        """Extend the lease; False when the worker no longer owns the task."""
+    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
+        """Extend the lease; says whether the worker lost it or someone asked to cancel the task."""
 
     @abc.abstractmethod
-    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float) -> bool:
+    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
         """Record counts; False (and nothing written) when the lease was lost."""
 
     @abc.abstractmethod
-    def fail(self, claim: Claim, worker_id: str, error: str, now: float) -> bool:
+    def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
         """Record a one-line error; False (and nothing written) when the lease was lost."""
+
+    @abc.abstractmethod
+    def mark_cancelled(self, claim: Claim, worker_id: str, now: float) -> bool:
+        """Record that the worker stopped the task on request; False when the lease was lost."""
 
     @abc.abstractmethod
     def release(self, claim: Claim, worker_id: str) -> bool:
         """Put a claimed task back in the queue without spending an attempt (shutdown)."""
+
+    @abc.abstractmethod
+    def beat_worker(self, worker: WorkerInfo) -> None:
+        """Register the worker or refresh its heartbeat and the task in its hands."""
+
+    @abc.abstractmethod
+    def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that is shutting down cleanly."""
+
+    @abc.abstractmethod
+    def forget_workers(self, silent_since: float) -> None:
+        """Forget workers not heard from since then (they died without saying goodbye)."""
 
     @abc.abstractmethod
     def debug_rows(self) -> list[dict[str, Any]]:

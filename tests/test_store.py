@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shared import sqlite_sql as sql
 from shared.errors import StoreError
-from shared.models import TaskStatus
+from shared.models import LeaseStatus, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
 
 
@@ -48,10 +49,11 @@ def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Sqlite
     assert fresh is not None and fresh.attempt == 2
 
     # The stale worker can no longer renew, complete or fail the task.
-    assert not store.renew_lease(stale, "w1", expires_at=100.0)
-    assert not store.complete(stale, "w1", {"0": 10}, now=43.0)
-    assert not store.fail(stale, "w1", "X: late", now=43.0)
-    assert store.complete(fresh, "w2", {"1": 10}, now=44.0)
+    assert store.renew_lease(stale, "w1", expires_at=100.0) is LeaseStatus.LOST
+    assert not store.complete(stale, "w1", {"0": 10}, now=43.0, details=RunDetails())
+    assert not store.fail(stale, "w1", "X: late", now=43.0, details=RunDetails())
+    assert not store.mark_cancelled(stale, "w1", now=43.0)
+    assert store.complete(fresh, "w2", {"1": 10}, now=44.0, details=RunDetails(num_qubits=1, depth=1))
     task = store.get_task("t")
     assert task is not None
     assert task.status is TaskStatus.COMPLETED and task.result == {"1": 10} and task.worker_id == "w2"
@@ -76,7 +78,7 @@ def test_renewed_lease_is_not_recovered(store: SqliteStore) -> None:
     store.create_task("t", "c", 10, None, now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
-    assert store.renew_lease(claim, "w", expires_at=30.0)
+    assert store.renew_lease(claim, "w", expires_at=30.0) is LeaseStatus.HELD
     assert store.recover_expired(now=20.0, max_attempts=3) == []
 
 
@@ -98,3 +100,81 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="schema version 99"):
         SqliteStore(str(path)).initialize()
+
+
+def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: SqliteStore) -> None:
+    for name in ("finished", "running", "waiting"):
+        store.create_task(name, "c", 10, None, now=1.0)
+    assert store.cancel("nope", now=2.0) is None
+    finished = store.claim_next("w", now=2.0, lease_seconds=30)
+    running = store.claim_next("w", now=2.0, lease_seconds=30)
+    assert finished is not None and running is not None
+    assert (finished.task_id, running.task_id) == ("finished", "running")
+    assert store.complete(finished, "w", {"0": 10}, now=3.0, details=RunDetails())
+
+    waiting = store.cancel("waiting", now=4.0)  # still submitted: cancelled at once
+    assert waiting is not None and waiting.changed and waiting.status is TaskStatus.CANCELLED
+    requested = store.cancel("running", now=4.0)  # pending: its worker is asked to stop it
+    assert requested is not None and requested.changed and requested.status is TaskStatus.PENDING
+    assert store.renew_lease(running, "w", expires_at=50.0) is LeaseStatus.CANCEL_REQUESTED
+    assert store.mark_cancelled(running, "w", now=5.0)
+
+    for name, state in (("finished", TaskStatus.COMPLETED), ("running", TaskStatus.CANCELLED),
+                        ("waiting", TaskStatus.CANCELLED)):
+        outcome = store.cancel(name, now=6.0)
+        assert outcome is not None and not outcome.changed and outcome.status is state
+
+
+def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: SqliteStore) -> None:
+    store.create_task("t", "c", 10, None, now=1.0)
+    assert store.claim_next("w", now=2.0, lease_seconds=5) is not None
+    store.cancel("t", now=3.0)
+    assert store.recover_expired(now=10.0, max_attempts=3) == [("t", TaskStatus.CANCELLED, 1)]
+
+
+def test_pages_are_newest_first_without_gaps_or_duplicates(store: SqliteStore) -> None:
+    for n in range(7):
+        store.create_task(f"t{n}", "c", 10, None, now=float(n))
+    seen, before = [], None
+    while True:
+        page, before = store.list_tasks(None, before, 3)
+        seen += [t.id for t in page]
+        if before is None:
+            break
+    assert seen == [f"t{n}" for n in reversed(range(7))]
+    only, nxt = store.list_tasks(TaskStatus.COMPLETED, None, 10)
+    assert only == [] and nxt is None
+
+
+def test_stats_follow_every_transition(store: SqliteStore) -> None:
+    for n in range(3):
+        store.create_task(f"t{n}", "c", 10, None, now=100.0)
+    claim = store.claim_next("w", now=100.5, lease_seconds=30)
+    assert claim is not None
+    store.complete(claim, "w", {"0": 10}, now=102.0, details=RunDetails())
+    store.cancel("t1", now=103.0)
+    stats = store.stats(now=103.0, live_after=0.0)
+    assert stats.counts[TaskStatus.SUBMITTED] == 1
+    assert stats.counts[TaskStatus.COMPLETED] == 1 and stats.counts[TaskStatus.CANCELLED] == 1
+    assert stats.submitted_total == 3
+    assert stats.finished_total[TaskStatus.COMPLETED] == 1 and stats.finished_total[TaskStatus.CANCELLED] == 1
+    assert stats.queue_wait.count == 1 and stats.queue_wait.total == 0.5
+    assert dict(stats.queue_wait.buckets)[0.5] == 1 and dict(stats.queue_wait.buckets)[0.25] == 0
+    assert stats.run_time.count == 1 and stats.run_time.total == 1.5
+
+
+def test_migrates_a_version_1_database(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in sql.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO tasks (id, status, circuit, shots, created_at) VALUES ('old', 'completed', 'c', 5, 1)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(str(path))
+    store.initialize()
+    task = store.get_task("old")
+    assert task is not None and task.status is TaskStatus.COMPLETED
+    stats = store.stats(now=2.0, live_after=0.0)
+    assert stats.counts[TaskStatus.COMPLETED] == 1 and stats.submitted_total == 1

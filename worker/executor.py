@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,10 @@ from qiskit_aer import AerSimulator
 logger = logging.getLogger(__name__)
 
 ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
+# Qiskit's text drawing is cheap for small circuits (~0.25 ms for Bell) and useless for huge ones.
+DRAW_MAX_OPERATIONS = 400
+DRAW_MAX_QUBITS = 40
+DRAW_MAX_CHARS = 100_000
 WARM_UP_CIRCUIT = """OPENQASM 3.0;
 include "stdgates.inc";
 qubit[2] q;
@@ -201,8 +206,8 @@ class Simulator:
             ]
         )
 
-    def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> dict[str, int]:
-        """Counts for the circuit, exactly as Aer's get_counts() gives them."""
+    def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> tuple[dict[str, int], float]:
+        """Counts for the circuit, exactly as Aer's get_counts() gives them, and the simulation's milliseconds."""
         names = set(_operation_names(circuit))
         if "measure" not in names:
             raise TaskError(
@@ -218,13 +223,28 @@ class Simulator:
         options: dict[str, Any] = {"shots": shots}
         if seed is not None:
             options["seed_simulator"] = seed
+        started = time.perf_counter()
         try:
             result = self.backend.run(circuit, **options).result()
         except Exception as error:  # noqa: BLE001 - Aer raises many types for bad circuits
             raise TaskError(type(error).__name__, str(error)) from None
+        duration_ms = (time.perf_counter() - started) * 1000
         if not result.success:
             raise TaskError("SimulationError", _aer_failure(result))
-        return dict(result.get_counts())
+        return dict(result.get_counts()), duration_ms
+
+
+def describe(circuit: QuantumCircuit) -> dict[str, Any]:
+    """Facts about a parsed circuit the dashboard shows: width, depth, and a text drawing when small."""
+    facts: dict[str, Any] = {"num_qubits": circuit.num_qubits, "depth": circuit.depth()}
+    if circuit.size() <= DRAW_MAX_OPERATIONS and 0 < circuit.num_qubits <= DRAW_MAX_QUBITS:
+        try:
+            drawing = str(circuit.draw(output="text", fold=-1))
+        except Exception:  # noqa: BLE001 - a drawing is a nicety, never a reason to fail a task
+            drawing = ""
+        if drawing and len(drawing) <= DRAW_MAX_CHARS:
+            facts["diagram"] = drawing
+    return facts
 
 
 def _aer_failure(result: Any) -> str:
@@ -247,18 +267,23 @@ def describe_unexpected(error: BaseException) -> str:
 
 
 def execute(simulator: Simulator, circuit_text: str, shots: int, seed: int | None) -> dict[str, Any]:
-    """Run one task: {'counts': ...} or {'error': 'Type: message'}; never raises for bad input."""
+    """Run one task: {'counts': ...} or {'error': 'Type: message'}, plus what is known of the circuit.
+
+    Never raises for anything the circuit does.
+    """
+    facts: dict[str, Any] = {}
     try:
         circuit = parse(circuit_text)
-        counts = simulator.run(circuit, shots, seed)
+        facts = describe(circuit)
+        counts, facts["duration_ms"] = simulator.run(circuit, shots, seed)
     except TaskError as error:
-        return {"error": str(error)}
+        return {"error": str(error), **facts}
     except Exception as error:  # noqa: BLE001 - the worker must outlive any circuit
         line = describe_unexpected(error)
         logger.warning("unexpected error while running a circuit: %s", line)
-        return {"error": line}
+        return {"error": line, **facts}
     except BaseException as error:  # e.g. a pyo3 PanicException, which is not an Exception
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
-        return {"error": describe_unexpected(error)}
-    return {"counts": counts, "num_qubits": circuit.num_qubits}
+        return {"error": describe_unexpected(error), **facts}
+    return {"counts": counts, **facts}

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.models import RunDetails
+
 logger = logging.getLogger(__name__)
 
 READY = "ready"
@@ -37,7 +39,7 @@ class RunResult:
     outcome: Outcome
     counts: dict[str, int] = field(default_factory=dict)
     error: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    details: RunDetails = field(default_factory=RunDetails)
 
 
 def _die_with_parent() -> None:
@@ -150,9 +152,9 @@ class SimulationChild:
                     reply = self._conn.recv()
                 except (EOFError, OSError):
                     return self._crashed()
+                details = RunDetails.from_reply(reply)
                 if "error" in reply:
-                    return RunResult(Outcome.ERROR, error=reply["error"])
-                details = {k: v for k, v in reply.items() if k != "counts"}
+                    return RunResult(Outcome.ERROR, error=reply["error"], details=details)
                 return RunResult(Outcome.COUNTS, counts=reply["counts"], details=details)
             if ready:  # the sentinel alone: the child died without answering
                 return self._crashed()

@@ -10,17 +10,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 from shared.config import Settings
 from shared.errors import StoreError
-from shared.models import Claim, TaskStatus
+from shared.models import Claim, LeaseStatus, TaskStatus, WorkerInfo
 from shared.store import Store
 from worker.sandbox import Outcome, RunResult, SimulationChild
 
 logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
+FORGET_SILENT_WORKERS_AFTER = 24 * 3600.0
 
 
 def new_worker_id() -> str:
@@ -29,12 +31,18 @@ def new_worker_id() -> str:
 
 
 class Heartbeat:
-    """Renews a claim's lease from its own thread, so a long simulation keeps its task."""
+    """Renews a claim's lease from its own thread, so a long simulation keeps its task.
+
+    It beats at least once a second so that a cancel request reaches the simulation within
+    about a second, and at least three times per lease so the lease never lapses.
+    """
 
     def __init__(self, store: Store, claim: Claim, worker_id: str, lease_seconds: float) -> None:
         self.store, self.claim, self.worker_id = store, claim, worker_id
         self.lease_seconds = lease_seconds
+        self.interval = min(lease_seconds / 3, 1.0)
         self.lost = threading.Event()
+        self.cancel_requested = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{claim.task_id}", daemon=True)
 
@@ -46,17 +54,60 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
 
+    def should_stop(self) -> bool:
+        return self.lost.is_set() or self.cancel_requested.is_set()
+
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
+        while not self._stop.wait(self.interval):
             try:
-                owned = self.store.renew_lease(self.claim, self.worker_id, time.time() + self.lease_seconds)
+                lease = self.store.renew_lease(self.claim, self.worker_id, time.time() + self.lease_seconds)
             except StoreError as error:
                 logger.warning("task %s lease renewal failed, will retry: %s", self.claim.task_id, error)
                 continue
-            if not owned:
+            if lease is LeaseStatus.LOST:
                 logger.warning("task %s lease lost: another worker owns it now", self.claim.task_id)
                 self.lost.set()
                 return
+            if lease is LeaseStatus.CANCEL_REQUESTED and not self.cancel_requested.is_set():
+                logger.info("task %s cancel requested: stopping its simulation", self.claim.task_id)
+                self.cancel_requested.set()
+
+
+class Presence:
+    """Tells the database this worker is alive and what it holds, so /health can list it."""
+
+    def __init__(self, store: Store, worker_id: str, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self.task_id: str | None = None
+        self.info = WorkerInfo(
+            id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def beat(self) -> None:
+        try:
+            self.store.beat_worker(replace(self.info, last_heartbeat=time.time(), task_id=self.task_id))
+        except StoreError as error:
+            logger.warning("worker heartbeat failed, will retry: %s", error)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        try:
+            self.store.remove_worker(self.info.id)
+        except StoreError as error:
+            logger.warning("could not deregister worker %s: %s", self.info.id, error)
 
 
 class Worker:
@@ -70,6 +121,7 @@ class Worker:
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self._next_sweep = 0.0
+        self.presence = Presence(store, self.worker_id, interval=min(settings.lease_seconds / 3, 5.0))
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Signal handler: only set a flag; the loop does the rest."""
@@ -90,6 +142,7 @@ class Worker:
     def run(self, burst: bool = False, max_tasks: int | None = None) -> int:
         """Serve until stopped (or, with burst, until the queue is empty); returns the tasks handled."""
         self.child.start()
+        self.presence.start()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_name)
         handled = 0
         try:
@@ -108,6 +161,7 @@ class Worker:
                 self._process(claim)
                 handled += 1
         finally:
+            self.presence.stop()
             self.child.stop()
             logger.info("worker %s stopped after %d tasks", self.worker_id, handled)
         return handled
@@ -119,8 +173,11 @@ class Worker:
             for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
                 if state is TaskStatus.FAILED:
                     logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
+                elif state is TaskStatus.CANCELLED:
+                    logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
                 else:
-                    logger.warning("task %s returned to the queue: its lease expired on attempt %d", task_id, attempts)
+                    logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
+            self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
         if not self.store.has_work():
             return None
         return self.store.claim_next(self.worker_id, time.time(), self.settings.lease_seconds)
@@ -132,29 +189,36 @@ class Worker:
             "task %s pending: claimed by %s (attempt %d, waited %.1f ms)",
             claim.task_id, self.worker_id, claim.attempt, waited_ms,
         )
+        self.presence.task_id = claim.task_id
         with Heartbeat(self.store, claim, self.worker_id, self.settings.lease_seconds) as heartbeat:
             result = self.child.run(
                 claim.circuit,
                 claim.shots,
                 claim.seed,
                 timeout=self.settings.task_timeout_seconds,
-                should_abort=lambda: heartbeat.lost.is_set() or self._past_grace(),
+                should_abort=lambda: heartbeat.should_stop() or self._past_grace(),
             )
+        self.presence.task_id = None
         elapsed_ms = (time.monotonic() - started) * 1000
-        self._record(claim, result, elapsed_ms, heartbeat.lost.is_set())
+        self._record(claim, result, elapsed_ms, heartbeat)
 
-    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, lease_lost: bool) -> None:
+    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, heartbeat: Heartbeat) -> None:
         task_id = claim.task_id
-        if result.outcome is Outcome.ABORTED and not lease_lost:
+        if result.outcome is Outcome.ABORTED and heartbeat.cancel_requested.is_set():
+            written = self._write(lambda: self.store.mark_cancelled(claim, self.worker_id, time.time()))
+            state, error = "cancelled", ""
+        elif result.outcome is Outcome.ABORTED and not heartbeat.lost.is_set():
             released = self._write(lambda: self.store.release(claim, self.worker_id))
             logger.info("task %s submitted: returned to the queue at shutdown (released=%s)", task_id, released)
             return
-        if result.outcome is Outcome.COUNTS:
-            written = self._write(lambda: self.store.complete(claim, self.worker_id, result.counts, time.time()))
+        elif result.outcome is Outcome.COUNTS:
+            written = self._write(
+                lambda: self.store.complete(claim, self.worker_id, result.counts, time.time(), result.details)
+            )
             state, error = "completed", ""
         else:
             error = result.error or self._limit_error(result.outcome)
-            written = self._write(lambda: self.store.fail(claim, self.worker_id, error, time.time()))
+            written = self._write(lambda: self.store.fail(claim, self.worker_id, error, time.time(), result.details))
             state = "failed"
         if written:
             suffix = f": {error}" if error else ""

@@ -1,0 +1,25 @@
+"""The dashboard: static pages served by the API; they read the JSON endpoints. No build step, no CDN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+router = APIRouter(include_in_schema=False)
+static_files = StaticFiles(directory=STATIC_DIR)
+
+
+@router.get("/")
+def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html")
+
+
+@router.get("/ui/tasks/{task_id}")
+def task_page(task_id: str) -> FileResponse:
+    # The page reads the id from its own URL and asks the API; an unknown id shows "Task not found".
+    return FileResponse(STATIC_DIR / "task.html")
