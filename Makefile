@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKERS ?= 1
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser of its own).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev lint clean
+.PHONY: run test install install-dev browser lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +25,19 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
 .env:
 	cp .env.example .env
 
 run: install .env
 	WORKERS=$(WORKERS) PY=$(PY) scripts/run.sh
 
-test: install-dev
+test: install-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

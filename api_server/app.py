@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api_server import dashboard, errors, monitoring
+from api_server import dashboard, docs, errors, monitoring
 from api_server.limits import BodySizeLimit
 from api_server.routes import router
 from shared.config import Settings, get_settings
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         description=DESCRIPTION,
         debug=settings.debug,
         lifespan=lifespan,
+        docs_url=None,  # served by api_server.docs from local assets instead of a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(router)
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     app.mount("/static", dashboard.static_files, name="static")
+    app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

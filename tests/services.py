@@ -159,6 +159,7 @@ class Cluster:
         }
         self.api: Service | None = None
         self.workers: list[Service] = []
+        self.extra_apis: list[Service] = []
         self._count = 0
 
     def env(self, **overrides: Any) -> dict[str, str]:
@@ -176,16 +177,27 @@ class Cluster:
         return Service(name, [sys.executable, "-m", module], self.env(**overrides), self.workdir, log_path)
 
     def start_api(self, **overrides: Any) -> Service:
-        self.api = self._service("api", "api_server.main", **overrides).start()
-        wait_for(self._healthy, 60, "the API to answer /health")
+        """Start the cluster's API on its port (again, after a kill), and wait until it answers."""
+        self.api = self._launch_api(self.port, **overrides)
         return self.api
 
-    def _healthy(self) -> bool:
-        assert self.api is not None
-        if self.api.process is not None and self.api.process.poll() is not None:
-            raise AssertionError(f"the API exited with {self.api.process.returncode}:\n{self.api.log()}")
+    def start_extra_api(self, port: int, **overrides: Any) -> Service:
+        """Another API process on the same database, at http://127.0.0.1:{port}."""
+        api = self._launch_api(port, **overrides)
+        self.extra_apis.append(api)
+        return api
+
+    def _launch_api(self, port: int, **overrides: Any) -> Service:
+        api = self._service("api", "api_server.main", API_PORT=port, **overrides).start()
+        wait_for(lambda: self._healthy(api, port), 60, f"the API on port {port} to answer /health")
+        return api
+
+    @staticmethod
+    def _healthy(api: Service, port: int) -> bool:
+        if api.process is not None and api.process.poll() is not None:
+            raise AssertionError(f"the API exited with {api.process.returncode}:\n{api.log()}")
         try:
-            return httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -209,7 +221,7 @@ class Cluster:
             conn.close()
 
     def all_services(self) -> list[Service]:
-        return ([self.api] if self.api else []) + self.workers
+        return ([self.api] if self.api else []) + self.extra_apis + self.workers
 
     def stop(self) -> dict[str, int]:
         """SIGTERM every process still running; returns exit codes by log file name."""

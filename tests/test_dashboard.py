@@ -1,0 +1,149 @@
+"""The dashboard in a real headless Chromium (Debian's package, driven by Playwright)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.services import BELL_QASM3, ROOT, Cluster, assert_clean_logs, slow_circuit, submit, wait_done
+
+pytestmark = pytest.mark.local
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's services through a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path_factory.mktemp("dashboard"))
+    cluster.start_api()
+    cluster.start_worker()
+    yield cluster
+    codes = cluster.stop()
+    assert all(code == 0 for code in codes.values()), codes
+    for service in cluster.all_services():
+        assert_clean_logs(service)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, dashboard: Cluster) -> None:
+    page.goto(dashboard.base_url + "/")
+    expect(page.locator("#circuit")).to_have_value(BELL_QASM3)
+    expect(page.locator("#summary .card")).to_have_count(5)
+    page.fill("#seed", "7")
+    page.click("#submit-button")
+    page.wait_for_url("**/ui/tasks/*")
+    expect(page.locator("#status")).to_have_attribute("data-status", "completed", timeout=30_000)
+    bars = page.locator("#histogram svg rect.bar")
+    expect(bars).to_have_count(2)
+    assert [bars.nth(i).get_attribute("data-bitstring") for i in range(2)] == ["00", "11"]
+    counts = [int(bars.nth(i).get_attribute("data-count") or 0) for i in range(2)]
+    assert sum(counts) == 1024
+    assert page.locator("#histogram svg text.bar-label").all_text_contents() == ["00", "11"]
+    assert page.locator("#histogram svg rect.bar title").first.text_content() == f"00: {counts[0]}"
+    expect(page.locator("#diagram")).to_contain_text("┤ H ├")
+    expect(page.locator("#circuit-text")).to_have_text(BELL_QASM3)
+    expect(page.locator("#cancel-button")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page.png"), full_page=True)
+
+    page.goto(dashboard.base_url + "/")
+    first_row = page.locator("#tasks tbody tr").first
+    expect(first_row).to_contain_text("completed")
+
+
+def test_a_broken_circuit_shows_its_error_and_markup_stays_text(page: Page, dashboard: Cluster) -> None:
+    page.goto(dashboard.base_url + "/")
+    page.fill("#circuit", 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\n<img src=x onerror=alert(1)> q[0];\n')
+    page.click("#submit-button")
+    page.wait_for_url("**/ui/tasks/*")
+    expect(page.locator("#status")).to_have_attribute("data-status", "failed", timeout=30_000)
+    error = page.locator("#task-error")
+    expect(error).to_contain_text("QASM3ParsingError: line 4:0")
+    expect(page.locator("#circuit-text")).to_contain_text("<img src=x onerror=alert(1)>")
+    assert page.locator("img").count() == 0, "circuit text was rendered as HTML"
+    expect(page.locator("#result-section")).to_be_hidden()
+
+
+def test_an_invalid_submission_shows_the_api_message(page: Page, dashboard: Cluster) -> None:
+    page.goto(dashboard.base_url + "/")
+    page.fill("#circuit", "   \n")
+    page.click("#submit-button")
+    expect(page.locator("#submit-error")).to_have_text("circuit: must not be empty or only whitespace")
+    assert page.url == dashboard.base_url + "/"
+
+
+def test_cancel_a_queued_task_from_its_page(page: Page, dashboard: Cluster) -> None:
+    with dashboard.client() as client:
+        blocker = submit(client, slow_circuit(60_000), shots=10)  # keeps the only worker busy
+        queued = submit(client, BELL_QASM3)
+        page.goto(f"{dashboard.base_url}/ui/tasks/{queued}")
+        expect(page.locator("#status")).to_have_attribute("data-status", "submitted")
+        page.click("#cancel-button")
+        expect(page.locator("#status")).to_have_attribute("data-status", "cancelled")
+        expect(page.locator("#cancel-button")).to_be_hidden()
+        client.post(f"/tasks/{blocker}/cancel")
+    page.goto(dashboard.base_url + "/")
+    page.select_option("#state-filter", "cancelled")
+    expect(page.locator("#tasks tbody tr").first).to_contain_text("cancelled")
+
+
+def test_unknown_task_page_says_not_found(page: Page, dashboard: Cluster) -> None:
+    page.goto(f"{dashboard.base_url}/ui/tasks/no-such-task")
+    expect(page.locator("#status")).to_have_text("Task not found")
+
+
+def test_swagger_ui_works_offline_and_runs_bell(page: Page, dashboard: Cluster) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(dashboard.base_url + "/docs")
+    operation = page.locator("#operations-default-submit_task_tasks_post")
+    operation.locator(".opblock-summary").click()
+    page.get_by_role("button", name="Try it out").click()
+    body = operation.locator("textarea.body-param__text")
+    expect(body).to_contain_text("OPENQASM 3.0;")  # the documented example is prefilled
+    page.get_by_role("button", name="Execute").click()
+    live = operation.locator(".live-responses-table tbody tr.response").first
+    expect(live.locator(".response-col_status")).to_have_text("202")
+    answer = live.locator(".response-col_description pre").first.text_content() or ""
+    task_id = json.loads(answer)["task_id"]
+    with dashboard.client() as client:
+        task = wait_done(client, task_id)
+    assert task["status"] == "completed" and set(task["result"]) == {"00", "11"}
+    assert all(url.startswith(dashboard.base_url) for url in requested), [
+        url for url in requested if not url.startswith(dashboard.base_url)
+    ]
