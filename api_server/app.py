@@ -31,8 +31,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.initialize()
-        logger.info("API ready on database %s", settings.database_name)
+        logger.info("API ready on database %s", settings.database_label)
         yield
+        store.close()
 
     app = FastAPI(
         title="Quantum Task Queue",

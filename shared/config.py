@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
+
+
+def _empty_is_unset(value: object) -> object:
+    """`KEY=` in .env or the environment means "not set", as for any optional setting."""
+    return None if value == "" else value
 
 
 def _half_of_memory_mb() -> int:
@@ -24,7 +30,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     database_name: str = Field("tasks.db", min_length=1)
+    database_url: Annotated[str | None, BeforeValidator(_empty_is_unset)] = Field(None, pattern=r"^postgres(ql)?://")
+    database_poll_only: bool = False
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+    task_retention_days: Annotated[float | None, BeforeValidator(_empty_is_unset)] = Field(None, gt=0)
 
     api_host: str = Field("127.0.0.1", min_length=1)
     api_port: int = Field(8000, ge=1, le=65535)
@@ -49,6 +58,13 @@ class Settings(BaseSettings):
                 f"DEFAULT_SHOTS ({self.default_shots}) must not exceed MAX_SHOTS ({self.max_shots})"
             )
         return self
+
+    @property
+    def database_label(self) -> str:
+        """Where the data lives, for logs: the SQLite file, or the PostgreSQL URL without a password."""
+        if not self.database_url:
+            return self.database_name
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.database_url)
 
     @property
     def max_body_bytes(self) -> int:

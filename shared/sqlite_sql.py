@@ -112,6 +112,11 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+MIGRATIONS.append(
+    # 3: retention pruning finds old finished tasks by an index.
+    ["CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL"]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)
@@ -250,6 +255,17 @@ TASK_COUNTS = "SELECT status, n FROM task_counts"
 COUNTERS = "SELECT name, value FROM counters"
 
 HISTOGRAMS = "SELECT metric, le, count FROM histogram_buckets ORDER BY metric, le IS NULL, le"
+
+PRUNE_FINISHED = """
+DELETE FROM tasks WHERE seq IN (
+    SELECT seq FROM tasks
+    WHERE finished_at < :before AND status IN ('completed', 'failed', 'cancelled')
+    LIMIT :limit
+)
+"""
+
+# For the tests and operators: how SQLite finds the row CLAIM_NEXT takes.
+EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1"
 
 DEBUG_ROWS = """
 SELECT id, status, attempts, worker_id, started_at, finished_at, lease_expires_at

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from shared import rows
 from shared import sqlite_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
 from shared.models import (
     CancelOutcome,
     Claim,
-    Histogram,
     LeaseStatus,
     QueueStats,
     RunDetails,
@@ -26,40 +25,6 @@ from shared.models import (
 from shared.store import Store
 
 SCHEMA_VERSION = len(sql.MIGRATIONS)
-
-
-def _row_to_task(row: sqlite3.Row) -> Task:
-    return Task(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        shots=row["shots"],
-        seed=row["seed"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        attempts=row["attempts"],
-        worker_id=row["worker_id"],
-        lease_expires_at=row["lease_expires_at"],
-        num_qubits=row["num_qubits"],
-        depth=row["depth"],
-        duration_ms=row["duration_ms"],
-        cancel_requested=bool(row["cancel_requested"]),
-    )
-
-
-def _row_to_summary(row: sqlite3.Row) -> TaskSummary:
-    return TaskSummary(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        shots=row["shots"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        num_qubits=row["num_qubits"],
-        seq=row["seq"],
-    )
 
 
 class SqliteStore(Store):
@@ -130,7 +95,7 @@ class SqliteStore(Store):
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:
             row = conn.execute(sql.SELECT_TASK, {"id": task_id}).fetchone()
-        return _row_to_task(row) if row is not None else None
+        return rows.to_task(row) if row is not None else None
 
     def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
         with self._connect() as conn:
@@ -145,9 +110,9 @@ class SqliteStore(Store):
         if status is not None:
             query, params["status"] = sql.LIST_TASKS_BY_STATUS, status.value
         with self._connect() as conn:
-            rows = conn.execute(query, params).fetchall()
-        items = [_row_to_summary(r) for r in rows[:limit]]
-        return items, (items[-1].seq if len(rows) > limit else None)
+            found = conn.execute(query, params).fetchall()
+        items = [rows.to_summary(r) for r in found[:limit]]
+        return items, (items[-1].seq if len(found) > limit else None)
 
     def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
         with self._transaction() as conn:
@@ -160,29 +125,12 @@ class SqliteStore(Store):
 
     def stats(self, now: float, live_after: float) -> QueueStats:
         with self._connect() as conn:
-            counts = {TaskStatus(r["status"]): r["n"] for r in conn.execute(sql.TASK_COUNTS)}
-            counters = {r["name"]: r["value"] for r in conn.execute(sql.COUNTERS)}
-            buckets: dict[str, list[tuple[float, int]]] = {"queue_wait": [], "run_time": []}
-            for row in conn.execute(sql.HISTOGRAMS):
-                le = math.inf if row["le"] is None else row["le"]
-                buckets.setdefault(row["metric"], []).append((le, row["count"]))
-            workers = [WorkerInfo(**dict(r)) for r in conn.execute(sql.LIVE_WORKERS, {"since": live_after})]
-
-        def histogram(metric: str) -> Histogram:
-            points = buckets[metric]
-            return Histogram(points, counters.get(f"{metric}_sum", 0.0), points[-1][1] if points else 0)
-
-        return QueueStats(
-            counts={s: counts.get(s, 0) for s in TaskStatus},
-            submitted_total=int(counters.get("submitted_total", 0)),
-            finished_total={
-                s: int(counters.get(f"finished_{s.value}", 0))
-                for s in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-            },
-            queue_wait=histogram("queue_wait"),
-            run_time=histogram("run_time"),
-            workers=workers,
-        )
+            return rows.queue_stats(
+                counts=conn.execute(sql.TASK_COUNTS).fetchall(),
+                counters=conn.execute(sql.COUNTERS).fetchall(),
+                buckets=conn.execute(sql.HISTOGRAMS).fetchall(),
+                workers=conn.execute(sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
+            )
 
     # --- the worker's side ----------------------------------------------------------------
 
@@ -195,31 +143,14 @@ class SqliteStore(Store):
             cancelled = conn.execute(sql.CANCEL_EXPIRED, {"now": now}).fetchall()
             failed = conn.execute(sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
             requeued = conn.execute(sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
-        return [
-            (r["id"], state, r["attempts"])
-            for state, rows in (
-                (TaskStatus.CANCELLED, cancelled),
-                (TaskStatus.FAILED, failed),
-                (TaskStatus.SUBMITTED, requeued),
-            )
-            for r in rows
-        ]
+        return rows.recovered(cancelled, failed, requeued)
 
     def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
         with self._transaction() as conn:
             row = conn.execute(
                 sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
             ).fetchone()
-        if row is None:
-            return None
-        return Claim(
-            task_id=row["id"],
-            circuit=row["circuit"],
-            shots=row["shots"],
-            seed=row["seed"],
-            attempt=row["attempts"],
-            created_at=row["created_at"],
-        )
+        return rows.to_claim(row) if row is not None else None
 
     def _owned_write(self, query: str, claim: Claim, worker_id: str, **values: Any) -> bool:
         params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, **values}
@@ -263,6 +194,14 @@ class SqliteStore(Store):
     def forget_workers(self, silent_since: float) -> None:
         with self._connect() as conn:
             conn.execute(sql.FORGET_DEAD_WORKERS, {"before": silent_since})
+
+    def prune_finished(self, before: float, limit: int) -> int:
+        with self._connect() as conn:
+            return conn.execute(sql.PRUNE_FINISHED, {"before": before, "limit": limit}).rowcount
+
+    def explain_claim(self) -> str:
+        with self._connect() as conn:
+            return "\n".join(row["detail"] for row in conn.execute(sql.EXPLAIN_CLAIM))
 
     def debug_rows(self) -> list[dict[str, Any]]:
         with self._connect() as conn:

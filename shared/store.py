@@ -22,6 +22,16 @@ from shared.models import (
 class Store(abc.ABC):
     """Tasks table and queue in one. Every method is one short transaction."""
 
+    #: True when idle workers can block in wait_for_work() until a task arrives (LISTEN/NOTIFY).
+    listens: bool = False
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until new work may have arrived or timeout seconds pass (backends that listen)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
     @abc.abstractmethod
     def initialize(self) -> None:
         """Create or migrate the schema; safe to call from every process at start-up."""
@@ -101,12 +111,29 @@ class Store(abc.ABC):
         """Forget workers not heard from since then (they died without saying goodbye)."""
 
     @abc.abstractmethod
+    def prune_finished(self, before: float, limit: int) -> int:
+        """Delete up to limit completed, failed or cancelled tasks finished before then; returns how many."""
+
+    @abc.abstractmethod
+    def explain_claim(self) -> str:
+        """The database's plan for finding the next task to claim (it must use an index)."""
+
+    @abc.abstractmethod
     def debug_rows(self) -> list[dict[str, Any]]:
         """Every row's bookkeeping columns; for tests and operators, not for the API."""
 
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings select."""
+def open_store(settings: Settings, pool_size: int = 10) -> Store:
+    """The store the settings select: PostgreSQL when DATABASE_URL is set, else SQLite at DATABASE_NAME."""
+    if settings.database_url:
+        from shared.postgres_store import PostgresStore  # psycopg is needed only for this backend
+
+        return PostgresStore(
+            settings.database_url,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            poll_only=settings.database_poll_only,
+            pool_size=pool_size,
+        )
     from shared.sqlite_store import SqliteStore
 
     return SqliteStore(settings.database_name, busy_timeout_ms=settings.busy_timeout_ms)

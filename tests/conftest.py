@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import databases
 from tests.services import Cluster, assert_clean_logs
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
@@ -26,6 +27,7 @@ def session_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     cluster.start_worker()
     yield cluster
     codes = cluster.stop()
+    cluster.drop()
     assert all(code == 0 for code in codes.values()), f"a service exited badly: {codes}"
     for service in cluster.all_services():
         assert_clean_logs(service)
@@ -55,4 +57,29 @@ def make_cluster(tmp_path: Path) -> Iterator[type]:
 
     yield factory  # type: ignore[misc]
     for cluster in made:
-        cluster.stop()
+        cluster.drop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="database the services under test use; postgres needs TEST_DATABASE_URL",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    databases.BACKEND = config.getoption("backend")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests about one backend's own mechanics run only in that backend's session (deselected, not skipped)."""
+    backend = config.getoption("backend")
+    keep, drop = [], []
+    for item in items:
+        only = {m.args[0] for m in item.iter_markers("backend_only")}
+        (drop if only and backend not in only else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

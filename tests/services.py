@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from tests.databases import TestDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -145,11 +146,11 @@ class Cluster:
 
     def __init__(self, workdir: Path, **settings: Any) -> None:
         self.workdir = workdir
-        self.db_path = workdir / "tasks.db"
+        self.database = TestDatabase(workdir)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.settings = {
-            "DATABASE_NAME": str(self.db_path),
+            **self.database.settings(),
             "API_HOST": "127.0.0.1",
             "API_PORT": str(self.port),
             "POLL_INTERVAL_SECONDS": "0.01",
@@ -212,13 +213,8 @@ class Cluster:
         return httpx.Client(base_url=self.base_url, timeout=timeout)
 
     def rows(self) -> dict[str, dict[str, Any]]:
-        """Every task's bookkeeping, read straight from the database file."""
-        conn = sqlite3.connect(self.db_path)
-        conn.row_factory = sqlite3.Row
-        try:
-            return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM tasks")}
-        finally:
-            conn.close()
+        """Every task's bookkeeping, read straight from the database."""
+        return self.database.rows()
 
     def all_services(self) -> list[Service]:
         return ([self.api] if self.api else []) + self.extra_apis + self.workers
@@ -230,6 +226,11 @@ class Cluster:
             if service.process is not None:
                 codes[service.log_path.name] = service.stop()
         return codes
+
+    def drop(self) -> None:
+        """Stop everything and remove the database (a PostgreSQL database is dropped)."""
+        self.stop()
+        self.database.drop()
 
 
 def assert_clean_logs(service: Service) -> None:

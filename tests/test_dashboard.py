@@ -44,6 +44,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster.start_worker()
     yield cluster
     codes = cluster.stop()
+    cluster.drop()
     assert all(code == 0 for code in codes.values()), codes
     for service in cluster.all_services():
         assert_clean_logs(service)

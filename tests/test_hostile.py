@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -25,6 +24,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster.start_worker()
     yield cluster
     codes = cluster.stop()
+    cluster.drop()
     assert all(code == 0 for code in codes.values()), codes
     for service in cluster.all_services():
         assert_clean_logs(service)
@@ -103,16 +103,11 @@ def test_locked_database_gives_503_with_retry_after(make_cluster) -> None:
     cluster.start_api()
     with cluster.client() as client:
         task_id = submit(client, BELL_QASM3)
-        holder = sqlite3.connect(cluster.db_path, isolation_level=None)
-        try:
-            holder.execute("BEGIN EXCLUSIVE")
+        with cluster.database.locked():
             response = client.post("/tasks", json={"circuit": BELL_QASM3})
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
             assert response.json() == {"detail": "Database is busy; retry shortly"}
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
         assert client.get(f"/tasks/{task_id}").status_code == 200
     assert cluster.api is not None

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings, "worker")
-    store = open_store(settings)
+    store = open_store(settings, pool_size=4)  # the loop, the lease heartbeat, the presence beat
     try:
         store.initialize()
     except StoreError as error:

@@ -22,6 +22,9 @@ from worker.sandbox import Outcome, RunResult, SimulationChild
 logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
+# With LISTEN/NOTIFY an idle worker wakes on each new task; this slow poll is only the safety net.
+LISTEN_SAFETY_POLL_SECONDS = 1.0
+PRUNE_BATCH = 1000
 FORGET_SILENT_WORKERS_AFTER = 24 * 3600.0
 
 
@@ -143,7 +146,7 @@ class Worker:
         """Serve until stopped (or, with burst, until the queue is empty); returns the tasks handled."""
         self.child.start()
         self.presence.start()
-        logger.info("worker %s started on database %s", self.worker_id, self.settings.database_name)
+        logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         try:
             while not self._stopping.is_set() and (max_tasks is None or handled < max_tasks):
@@ -156,31 +159,46 @@ class Worker:
                 if claim is None:
                     if burst:
                         break
-                    self._stopping.wait(self.settings.poll_interval_seconds)
+                    self._idle()
                     continue
                 self._process(claim)
                 handled += 1
         finally:
             self.presence.stop()
             self.child.stop()
+            self.store.close()
             logger.info("worker %s stopped after %d tasks", self.worker_id, handled)
         return handled
+
+    def _idle(self) -> None:
+        if self.store.listens:
+            self.store.wait_for_work(LISTEN_SAFETY_POLL_SECONDS)
+        else:
+            self._stopping.wait(self.settings.poll_interval_seconds)
 
     def _next_claim(self) -> Claim | None:
         now = time.time()
         if now >= self._next_sweep:
             self._next_sweep = now + min(self.settings.lease_seconds / 3, 10.0)
-            for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
-                if state is TaskStatus.FAILED:
-                    logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
-                elif state is TaskStatus.CANCELLED:
-                    logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
-                else:
-                    logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
-            self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+            self._sweep(now)
         if not self.store.has_work():
             return None
         return self.store.claim_next(self.worker_id, time.time(), self.settings.lease_seconds)
+
+    def _sweep(self, now: float) -> None:
+        """Periodic housekeeping any live worker does: expired leases, silent workers, old tasks."""
+        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
+            if state is TaskStatus.FAILED:
+                logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
+            elif state is TaskStatus.CANCELLED:
+                logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
+            else:
+                logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
+        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+        if self.settings.task_retention_days is not None:
+            pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
+            if pruned:
+                logger.info("pruned %d finished tasks older than TASK_RETENTION_DAYS", pruned)
 
     def _process(self, claim: Claim) -> None:
         started = time.monotonic()
