@@ -37,8 +37,14 @@ browser: $(CHROMIUM)
 run: install .env
 	WORKERS=$(WORKERS) PY=$(PY) scripts/run.sh
 
+# The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL server, again on it
+# (each run creates its own databases there and drops them).
 test: install-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
+		$(PY) -m pytest --backend=postgres $(PYTEST_ARGS); \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -30,7 +30,7 @@ def _with_dbname(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-class TestDatabase:
+class FreshDatabase:
     """One fresh database of the session's backend, its settings, and a few direct operations."""
 
     def __init__(self, workdir: Path, backend: str | None = None) -> None:

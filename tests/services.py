@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.databases import TestDatabase
+from tests.databases import FreshDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -146,7 +146,7 @@ class Cluster:
 
     def __init__(self, workdir: Path, **settings: Any) -> None:
         self.workdir = workdir
-        self.database = TestDatabase(workdir)
+        self.database = FreshDatabase(workdir)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.settings = {

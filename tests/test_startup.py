@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import FreshDatabase
 from tests.services import BELL_QASM3, ROOT, free_port, submit, wait_done, wait_for
 
 pytestmark = pytest.mark.local
@@ -57,12 +58,13 @@ def test_settings_come_from_dotenv_in_the_working_directory(tmp_path: Path) -> N
 
 def test_run_script_serves_bell_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
+    database = FreshDatabase(tmp_path)
     env = {
         **os.environ,
+        **database.settings(),
         "PY": sys.executable,
         "WORKERS": "2",
         "API_PORT": str(port),
-        "DATABASE_NAME": str(tmp_path / "run.db"),
         "POLL_INTERVAL_SECONDS": "0.01",
     }
     log = open(tmp_path / "run.log", "wb")
@@ -97,4 +99,5 @@ def test_run_script_serves_bell_and_ctrl_c_stops_everything(tmp_path: Path) -> N
 
     # Helpers (multiprocessing's resource tracker) exit once their parent's pipe closes.
     wait_for(group_gone, 15, "every process of the run script to exit")
+    database.drop()
     assert "Traceback" not in (tmp_path / "run.log").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,30 @@ from shared import sqlite_sql as sql
 from shared.errors import StoreError
 from shared.models import LeaseStatus, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
+from shared.store import Store
+from tests.databases import FreshDatabase
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    s = SqliteStore(str(tmp_path / "store.db"))
-    s.initialize()
-    s.initialize()  # idempotent
-    return s
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of the session's backend (--backend): the same contract holds on both."""
+    database = FreshDatabase(tmp_path)
+    if database.backend == "postgres":
+        from shared.postgres_store import PostgresStore
+
+        s: Store = PostgresStore(database.url, pool_size=2)
+    else:
+        s = SqliteStore(str(database.path))
+    try:
+        s.initialize()
+        s.initialize()  # idempotent
+        yield s
+    finally:
+        s.close()
+        database.drop()
 
 
-def test_claims_oldest_first_and_never_twice(store: SqliteStore) -> None:
+def test_claims_oldest_first_and_never_twice(store: Store) -> None:
     for n in range(3):
         store.create_task(f"t{n}", "c", 10, None, now=100.0 + n)
     first = store.claim_next("w1", now=200.0, lease_seconds=30)
@@ -34,12 +48,12 @@ def test_claims_oldest_first_and_never_twice(store: SqliteStore) -> None:
     assert task.started_at == 200.0
 
 
-def test_empty_queue_claims_nothing(store: SqliteStore) -> None:
+def test_empty_queue_claims_nothing(store: Store) -> None:
     assert not store.has_work()
     assert store.claim_next("w1", now=1.0, lease_seconds=30) is None
 
 
-def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: SqliteStore) -> None:
+def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Store) -> None:
     store.create_task("t", "c", 10, 5, now=1.0)
     stale = store.claim_next("w1", now=10.0, lease_seconds=30)
     assert stale is not None
@@ -60,7 +74,7 @@ def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Sqlite
     assert task.attempts == 2
 
 
-def test_too_many_interruptions_fail_the_task(store: SqliteStore) -> None:
+def test_too_many_interruptions_fail_the_task(store: Store) -> None:
     store.create_task("t", "c", 10, None, now=1.0)
     assert store.claim_next("w", now=10.0, lease_seconds=5) is not None
     assert store.recover_expired(now=16.0, max_attempts=2) == [("t", TaskStatus.SUBMITTED, 1)]
@@ -74,7 +88,7 @@ def test_too_many_interruptions_fail_the_task(store: SqliteStore) -> None:
     )
 
 
-def test_renewed_lease_is_not_recovered(store: SqliteStore) -> None:
+def test_renewed_lease_is_not_recovered(store: Store) -> None:
     store.create_task("t", "c", 10, None, now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
@@ -82,7 +96,7 @@ def test_renewed_lease_is_not_recovered(store: SqliteStore) -> None:
     assert store.recover_expired(now=20.0, max_attempts=3) == []
 
 
-def test_release_returns_the_task_without_spending_an_attempt(store: SqliteStore) -> None:
+def test_release_returns_the_task_without_spending_an_attempt(store: Store) -> None:
     store.create_task("t", "c", 10, None, now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
@@ -93,6 +107,7 @@ def test_release_returns_the_task_without_spending_an_attempt(store: SqliteStore
     assert again is not None and again.attempt == 1
 
 
+@pytest.mark.backend_only("sqlite")
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     conn = sqlite3.connect(path)
@@ -102,7 +117,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SqliteStore(str(path)).initialize()
 
 
-def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: SqliteStore) -> None:
+def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: Store) -> None:
     for name in ("finished", "running", "waiting"):
         store.create_task(name, "c", 10, None, now=1.0)
     assert store.cancel("nope", now=2.0) is None
@@ -125,14 +140,14 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
         assert outcome is not None and not outcome.changed and outcome.status is state
 
 
-def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: SqliteStore) -> None:
+def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: Store) -> None:
     store.create_task("t", "c", 10, None, now=1.0)
     assert store.claim_next("w", now=2.0, lease_seconds=5) is not None
     store.cancel("t", now=3.0)
     assert store.recover_expired(now=10.0, max_attempts=3) == [("t", TaskStatus.CANCELLED, 1)]
 
 
-def test_pages_are_newest_first_without_gaps_or_duplicates(store: SqliteStore) -> None:
+def test_pages_are_newest_first_without_gaps_or_duplicates(store: Store) -> None:
     for n in range(7):
         store.create_task(f"t{n}", "c", 10, None, now=float(n))
     seen, before = [], None
@@ -146,7 +161,7 @@ def test_pages_are_newest_first_without_gaps_or_duplicates(store: SqliteStore) -
     assert only == [] and nxt is None
 
 
-def test_stats_follow_every_transition(store: SqliteStore) -> None:
+def test_stats_follow_every_transition(store: Store) -> None:
     for n in range(3):
         store.create_task(f"t{n}", "c", 10, None, now=100.0)
     claim = store.claim_next("w", now=100.5, lease_seconds=30)
@@ -163,6 +178,7 @@ def test_stats_follow_every_transition(store: SqliteStore) -> None:
     assert stats.run_time.count == 1 and stats.run_time.total == 1.5
 
 
+@pytest.mark.backend_only("sqlite")
 def test_migrates_a_version_1_database(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
@@ -178,3 +194,70 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
     assert task is not None and task.status is TaskStatus.COMPLETED
     stats = store.stats(now=2.0, live_after=0.0)
     assert stats.counts[TaskStatus.COMPLETED] == 1 and stats.submitted_total == 1
+
+
+@pytest.mark.backend_only("postgres")
+def test_postgres_newer_schema_is_refused(tmp_path: Path) -> None:
+    import psycopg
+
+    from shared.postgres_store import PostgresStore
+
+    database = FreshDatabase(tmp_path)
+    store = PostgresStore(database.url, pool_size=1)
+    try:
+        store.initialize()
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute("INSERT INTO qtq_schema (version) VALUES (99)")
+        with pytest.raises(StoreError, match="schema version 99"):
+            store.initialize()
+    finally:
+        store.close()
+        database.drop()
+
+
+def test_prune_removes_only_old_finished_tasks(store: Store) -> None:
+    for name in ("old", "recent", "waiting"):
+        store.create_task(name, "c", 10, None, now=1.0)
+    old = store.claim_next("w", now=2.0, lease_seconds=30)
+    recent = store.claim_next("w", now=2.0, lease_seconds=30)
+    assert old is not None and recent is not None
+    store.complete(old, "w", {"0": 10}, now=10.0, details=RunDetails())
+    store.fail(recent, "w", "X: y", now=100.0, details=RunDetails())
+    assert store.prune_finished(before=50.0, limit=100) == 1
+    assert store.get_task("old") is None
+    assert store.get_task("recent") is not None and store.get_task("waiting") is not None
+    stats = store.stats(now=101.0, live_after=0.0)
+    assert stats.counts[TaskStatus.COMPLETED] == 0 and stats.counts[TaskStatus.FAILED] == 1
+    assert stats.finished_total[TaskStatus.COMPLETED] == 1, "counters never go down"
+
+
+def test_claim_finds_the_next_task_through_an_index(store: Store, tmp_path: Path) -> None:
+    """With many finished tasks and few waiting ones, the claim must not scan the table."""
+    database_rows = 20_000
+    if isinstance(store, SqliteStore):
+        conn = sqlite3.connect(store.path)
+        conn.executemany(
+            "INSERT INTO tasks (id, status, circuit, shots, created_at) VALUES (?, ?, 'c', 1, 0)",
+            [(f"t{n}", "completed" if n % 100 else "submitted") for n in range(database_rows)],
+        )
+        conn.commit()
+        conn.execute("ANALYZE")
+        conn.close()
+        plan = store.explain_claim()
+        # An index search in seq order: no table scan and no sort.
+        assert plan.startswith("SEARCH tasks USING") and "INDEX" in plan, plan
+        assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO tasks (id, status, circuit, shots, created_at)"
+                " SELECT 't' || n, CASE WHEN n %% 100 = 0 THEN 'submitted' ELSE 'completed' END, 'c', 1, 0"
+                " FROM generate_series(1, %s) AS n",
+                [database_rows],
+            )
+            conn.execute("ANALYZE tasks")
+        plan = store.explain_claim()
+        assert '"Node Type": "Index' in plan, plan
+        assert "Seq Scan" not in plan and '"Node Type": "Sort"' not in plan, plan

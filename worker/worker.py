@@ -76,32 +76,54 @@ class Heartbeat:
                 self.cancel_requested.set()
 
 
-class Presence:
-    """Tells the database this worker is alive and what it holds, so /health can list it."""
+class Housekeeper:
+    """A background thread: tells the database this worker is alive (for /health), and sweeps.
 
-    def __init__(self, store: Store, worker_id: str, interval: float) -> None:
+    The sweep settles tasks whose worker died (expired leases), forgets silent workers and
+    prunes old finished tasks. It runs beside the simulation, so a worker busy with a long
+    task still recovers the tasks of a dead one.
+    """
+
+    def __init__(self, store: Store, settings: Settings, worker_id: str) -> None:
         self.store = store
-        self.interval = interval
+        self.settings = settings
+        self.interval = min(settings.lease_seconds / 3, 5.0)
         self.task_id: str | None = None
         self.info = WorkerInfo(
             id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
         )
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
 
     def start(self) -> None:
-        self.beat()
+        self._tick()
         self._thread.start()
-
-    def beat(self) -> None:
-        try:
-            self.store.beat_worker(replace(self.info, last_heartbeat=time.time(), task_id=self.task_id))
-        except StoreError as error:
-            logger.warning("worker heartbeat failed, will retry: %s", error)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.beat()
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            now = time.time()
+            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_id))
+            self.sweep(now)
+        except StoreError as error:
+            logger.warning("housekeeping failed, will retry: %s", error)
+
+    def sweep(self, now: float) -> None:
+        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
+            if state is TaskStatus.FAILED:
+                logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
+            elif state is TaskStatus.CANCELLED:
+                logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
+            else:
+                logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
+        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+        if self.settings.task_retention_days is not None:
+            pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
+            if pruned:
+                logger.info("pruned %d finished tasks older than TASK_RETENTION_DAYS", pruned)
 
     def stop(self) -> None:
         self._stop.set()
@@ -123,8 +145,7 @@ class Worker:
         self.child = SimulationChild(settings.worker_max_memory_mb)
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
-        self._next_sweep = 0.0
-        self.presence = Presence(store, self.worker_id, interval=min(settings.lease_seconds / 3, 5.0))
+        self.housekeeper = Housekeeper(store, settings, self.worker_id)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Signal handler: only set a flag; the loop does the rest."""
@@ -145,7 +166,7 @@ class Worker:
     def run(self, burst: bool = False, max_tasks: int | None = None) -> int:
         """Serve until stopped (or, with burst, until the queue is empty); returns the tasks handled."""
         self.child.start()
-        self.presence.start()
+        self.housekeeper.start()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         try:
@@ -164,7 +185,7 @@ class Worker:
                 self._process(claim)
                 handled += 1
         finally:
-            self.presence.stop()
+            self.housekeeper.stop()
             self.child.stop()
             self.store.close()
             logger.info("worker %s stopped after %d tasks", self.worker_id, handled)
@@ -177,28 +198,9 @@ class Worker:
             self._stopping.wait(self.settings.poll_interval_seconds)
 
     def _next_claim(self) -> Claim | None:
-        now = time.time()
-        if now >= self._next_sweep:
-            self._next_sweep = now + min(self.settings.lease_seconds / 3, 10.0)
-            self._sweep(now)
         if not self.store.has_work():
             return None
         return self.store.claim_next(self.worker_id, time.time(), self.settings.lease_seconds)
-
-    def _sweep(self, now: float) -> None:
-        """Periodic housekeeping any live worker does: expired leases, silent workers, old tasks."""
-        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
-            if state is TaskStatus.FAILED:
-                logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
-            elif state is TaskStatus.CANCELLED:
-                logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
-            else:
-                logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
-        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
-        if self.settings.task_retention_days is not None:
-            pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
-            if pruned:
-                logger.info("pruned %d finished tasks older than TASK_RETENTION_DAYS", pruned)
 
     def _process(self, claim: Claim) -> None:
         started = time.monotonic()
@@ -207,7 +209,7 @@ class Worker:
             "task %s pending: claimed by %s (attempt %d, waited %.1f ms)",
             claim.task_id, self.worker_id, claim.attempt, waited_ms,
         )
-        self.presence.task_id = claim.task_id
+        self.housekeeper.task_id = claim.task_id
         with Heartbeat(self.store, claim, self.worker_id, self.settings.lease_seconds) as heartbeat:
             result = self.child.run(
                 claim.circuit,
@@ -216,7 +218,7 @@ class Worker:
                 timeout=self.settings.task_timeout_seconds,
                 should_abort=lambda: heartbeat.should_stop() or self._past_grace(),
             )
-        self.presence.task_id = None
+        self.housekeeper.task_id = None
         elapsed_ms = (time.monotonic() - started) * 1000
         self._record(claim, result, elapsed_ms, heartbeat)
 
