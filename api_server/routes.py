@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -11,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import (
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 NOT_FOUND = "Task not found"
+MAX_WAIT_SECONDS = 60
+LONG_POLL_FIRST_CHECK = 0.001
+LONG_POLL_MAX_CHECK = 0.05
 NOT_FOUND_RESPONSE = {404: {"model": Message, "description": "No task has this id."}}
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
@@ -52,9 +57,15 @@ def to_public(task: Task) -> TaskPublic:
         error=task.error,
         num_qubits=task.num_qubits,
         depth=task.depth,
-        duration_ms=round(task.duration_ms, 3) if task.duration_ms is not None else None,
+        duration_ms=_ms(task.duration_ms),
+        parse_ms=_ms(task.parse_ms),
+        transpile_ms=_ms(task.transpile_ms),
         cancel_requested=True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
     )
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
 
 
 def _to_item(task: TaskSummary) -> TaskListItem:
@@ -179,13 +190,33 @@ def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
     summary="Get a task's state and outcome",
     responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
 )
-def get_task(task_id: str, store: StoreDep) -> TaskPublic:
+async def get_task(
+    task_id: str,
+    store: StoreDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long-poll: answer as soon as the task is finished, or after this many seconds.",
+        ),
+    ] = 0,
+) -> TaskPublic:
     """State, timestamps, and the counts (completed) or the error (failed).
 
-    The `:path` converter lets ids with slashes reach this route, so every unknown id gets
-    the same 404 body instead of the router's generic one.
+    With `wait`, the answer comes when the task reaches a final state (or the time is up), so a
+    client needs one request instead of a polling loop. The `:path` converter lets ids with
+    slashes reach this route, so every unknown id gets the same 404 body.
     """
-    task = store.get_task(task_id)
-    if task is None:
-        raise HTTPException(404, NOT_FOUND)
-    return to_public(task)
+    deadline = time.monotonic() + wait
+    pause = LONG_POLL_FIRST_CHECK
+    while True:
+        task = await run_in_threadpool(store.get_task, task_id)
+        if task is None:
+            raise HTTPException(404, NOT_FOUND)
+        left = deadline - time.monotonic()
+        if task.status.is_terminal or left <= 0:
+            return to_public(task)
+        # Check soon after the submission (Bell takes milliseconds), then less and less often.
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 1.5, LONG_POLL_MAX_CHECK)

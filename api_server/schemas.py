@@ -122,6 +122,10 @@ class TaskPublic(BaseModel):
     num_qubits: int | None = Field(None, description="Width of the parsed circuit, once a worker has parsed it.")
     depth: int | None = Field(None, description="Depth of the parsed circuit, once a worker has parsed it.")
     duration_ms: float | None = Field(None, description="Simulation time in milliseconds, once simulated.")
+    parse_ms: float | None = Field(None, description="Time the worker took to parse the circuit, in milliseconds.")
+    transpile_ms: float | None = Field(
+        None, description="Time spent unrolling user-defined gates for Aer (0 when none), in milliseconds."
+    )
     cancel_requested: bool | None = Field(None, description="True while a cancel request waits for the worker to stop the task.")
 
 

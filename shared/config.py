@@ -44,11 +44,12 @@ class Settings(BaseSettings):
     max_shots: int = Field(100_000, ge=1)
     max_circuit_bytes: int = Field(1_000_000, ge=64)
 
-    poll_interval_seconds: float = Field(0.05, gt=0, le=60)
+    poll_interval_seconds: float = Field(0.005, gt=0, le=60)
     lease_seconds: float = Field(30.0, gt=0)
     max_attempts: int = Field(3, ge=1)
     task_timeout_seconds: float = Field(600.0, gt=0)
     worker_max_memory_mb: int = Field(default_factory=_half_of_memory_mb, ge=64)
+    simulator_threads: int = Field(0, ge=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
 
     @model_validator(mode="after")

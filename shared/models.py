@@ -65,6 +65,8 @@ class Task:
     num_qubits: int | None = None
     depth: int | None = None
     duration_ms: float | None = None
+    parse_ms: float | None = None
+    transpile_ms: float | None = None
     cancel_requested: bool = False
 
 
@@ -87,11 +89,13 @@ class RunDetails:
     num_qubits: int | None = None
     depth: int | None = None
     duration_ms: float | None = None
+    parse_ms: float | None = None
+    transpile_ms: float | None = None
     diagram: str | None = None
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> "RunDetails":
-        return cls(**{k: reply.get(k) for k in ("num_qubits", "depth", "duration_ms", "diagram")})
+        return cls(**{name: reply.get(name) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,14 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+MIGRATIONS.append(
+    # 2: where a task's time went, besides the simulation itself.
+    [
+        "ALTER TABLE tasks ADD COLUMN parse_ms DOUBLE PRECISION",
+        "ALTER TABLE tasks ADD COLUMN transpile_ms DOUBLE PRECISION",
+    ]
+)
+
 INSERT_TASK = """
 INSERT INTO tasks (id, status, circuit, shots, seed, created_at)
 VALUES (%(id)s, 'submitted', %(circuit)s, %(shots)s, %(seed)s, %(now)s)
@@ -124,7 +132,7 @@ VALUES (%(id)s, 'submitted', %(circuit)s, %(shots)s, %(seed)s, %(now)s)
 
 TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, cancel_requested
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
 """
 
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %(id)s"
@@ -189,7 +197,10 @@ OWNED = "id = %(id)s AND worker_id = %(worker)s AND attempts = %(attempt)s AND s
 
 RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = %(expires)s WHERE {OWNED} RETURNING cancel_requested"
 
-DETAILS = "num_qubits = %(num_qubits)s, depth = %(depth)s, duration_ms = %(duration_ms)s, diagram = %(diagram)s"
+DETAILS = (
+    "num_qubits = %(num_qubits)s, depth = %(depth)s, duration_ms = %(duration_ms)s, parse_ms = %(parse_ms)s,"
+    " transpile_ms = %(transpile_ms)s, diagram = %(diagram)s"
+)
 
 COMPLETE = f"""
 UPDATE tasks

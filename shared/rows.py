@@ -27,6 +27,8 @@ def to_task(row: Mapping[str, Any]) -> Task:
         num_qubits=row["num_qubits"],
         depth=row["depth"],
         duration_ms=row["duration_ms"],
+        parse_ms=row["parse_ms"],
+        transpile_ms=row["transpile_ms"],
         cancel_requested=bool(row["cancel_requested"]),
     )
 

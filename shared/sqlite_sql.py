@@ -116,6 +116,10 @@ MIGRATIONS.append(
     # 3: retention pruning finds old finished tasks by an index.
     ["CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL"]
 )
+MIGRATIONS.append(
+    # 4: where a task's time went, besides the simulation itself.
+    ["ALTER TABLE tasks ADD COLUMN parse_ms REAL", "ALTER TABLE tasks ADD COLUMN transpile_ms REAL"]
+)
 
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
@@ -130,7 +134,7 @@ VALUES (:id, 'submitted', :circuit, :shots, :seed, :now)
 
 TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, cancel_requested
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
 """
 
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :id"
@@ -194,7 +198,10 @@ OWNED = "id = :id AND worker_id = :worker AND attempts = :attempt AND status = '
 
 RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {OWNED} RETURNING cancel_requested"
 
-DETAILS = "num_qubits = :num_qubits, depth = :depth, duration_ms = :duration_ms, diagram = :diagram"
+DETAILS = (
+    "num_qubits = :num_qubits, depth = :depth, duration_ms = :duration_ms, parse_ms = :parse_ms,"
+    " transpile_ms = :transpile_ms, diagram = :diagram"
+)
 
 COMPLETE = f"""
 UPDATE tasks

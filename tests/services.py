@@ -144,9 +144,9 @@ class Service:
 class Cluster:
     """An API server and any number of workers sharing one fresh SQLite file."""
 
-    def __init__(self, workdir: Path, **settings: Any) -> None:
+    def __init__(self, workdir: Path, backend: str | None = None, **settings: Any) -> None:
         self.workdir = workdir
-        self.database = FreshDatabase(workdir)
+        self.database = FreshDatabase(workdir, backend)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.settings = {

@@ -129,3 +129,14 @@ def test_memory_hungry_circuit_fails_fast_with_aers_figure(client: httpx.Client)
     assert task["status"] == "failed"
     assert task["error"].startswith("SimulationError: Insufficient memory"), task["error"]
     assert "Required memory: 16777216M" in task["error"]
+
+
+def test_long_poll_answers_when_the_task_finishes(client: httpx.Client) -> None:
+    task_id = submit(client, BELL_QASM3, shots=100)
+    task = client.get(f"/tasks/{task_id}", params={"wait": 30}).json()
+    assert task["status"] == "completed"  # one request, no polling loop
+    assert task["parse_ms"] >= 0 and task["transpile_ms"] >= 0 and task["duration_ms"] > 0
+    assert client.get("/tasks/nope", params={"wait": 30}).status_code == 404
+    for bad in (-1, 61, "soon"):
+        response = client.get(f"/tasks/{task_id}", params={"wait": bad})
+        assert response.status_code == 422 and response.json()["detail"][0]["msg"].startswith("wait:")

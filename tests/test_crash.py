@@ -189,3 +189,14 @@ def test_stale_worker_cannot_overwrite_the_new_owner(make_cluster) -> None:
     assert task["status"] == "completed" and task["attempts"] == 2
     assert after == task, "the stale worker changed the task after the new owner finished it"
     assert f":{fresh.pid}:" in row["worker_id"]
+
+
+def test_long_poll_gives_up_at_its_deadline_on_a_running_task(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()
+    cluster.start_worker()
+    with cluster.client() as client:
+        task_id = submit(client, SLOW, shots=10)
+        wait_status(client, task_id, "pending")
+        assert client.get(f"/tasks/{task_id}", params={"wait": 0.5}).json()["status"] == "pending"
+        client.post(f"/tasks/{task_id}/cancel")

@@ -52,14 +52,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int) -> None:
+def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int, threads: int) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what happens to a running task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     from worker import executor
 
-    simulator = executor.Simulator(max_memory_mb)
+    simulator = executor.Simulator(max_memory_mb, threads)
     warm = executor.execute(simulator, executor.WARM_UP_CIRCUIT, 16, 0)
     conn.send((READY, warm))
     while True:
@@ -76,8 +76,9 @@ def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int)
 class SimulationChild:
     """Owns one child process; restarts it after a crash, a timeout or an abort."""
 
-    def __init__(self, max_memory_mb: int) -> None:
+    def __init__(self, max_memory_mb: int, threads: int = 0) -> None:
         self.max_memory_mb = max_memory_mb
+        self.threads = threads
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -90,7 +91,7 @@ class SimulationChild:
         """Start the child and wait until its imports are done and Aer has run once."""
         parent_conn, child_conn = self._context.Pipe()
         process = self._context.Process(
-            target=_child_main, args=(child_conn, self.max_memory_mb), name="simulation", daemon=True
+            target=_child_main, args=(child_conn, self.max_memory_mb, self.threads), name="simulation", daemon=True
         )
         process.start()
         child_conn.close()

@@ -142,7 +142,7 @@ class Worker:
         self.settings = settings
         self.store = store
         self.worker_id = worker_id or new_worker_id()
-        self.child = SimulationChild(settings.worker_max_memory_mb)
+        self.child = SimulationChild(settings.worker_max_memory_mb, settings.simulator_threads)
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.housekeeper = Housekeeper(store, settings, self.worker_id)

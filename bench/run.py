@@ -1,0 +1,194 @@
+"""`make bench`: every figure measured in this one run on this machine, printed as one table.
+
+Writes bench/results/<UTC time>.json and bench/results/latest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import api_load, raw
+from bench.circuits import BELL, HEAVY
+from bench.peer_huey import HueyBench
+from bench.service import ServiceBench, backends, percentile
+from tests.databases import FreshDatabase
+
+RESULTS = Path(__file__).parent / "results"
+THROUGHPUT_TASKS = int(os.environ.get("BENCH_TASKS", "1000"))
+LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "100"))
+HEAVY_REPEATS = int(os.environ.get("BENCH_HEAVY_REPEATS", "3"))
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def latency_summary(samples: list[float], raw_ms: float) -> dict[str, float]:
+    ms = [s * 1000 for s in samples]
+    return {
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "overhead_p50_ms": percentile(ms, 50) - raw_ms,
+        "overhead_p99_ms": percentile(ms, 99) - raw_ms,
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main() -> int:
+    report: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(), "machine": machine()}
+    n = THROUGHPUT_TASKS
+
+    log("raw loops")
+    report["raw"] = {
+        "naive_1proc": raw.loop_rate("naive", BELL, n, 1),
+        "naive_2proc": raw.loop_rate("naive", BELL, n, 2),
+        "service_path_1proc": raw.loop_rate("service", BELL, n, 1),
+        "service_path_2proc_1thread": raw.loop_rate("service", BELL, n, 2, threads=1),
+    }
+    raw_single_ms = 1000 / report["raw"]["service_path_1proc"]
+
+    report["service"] = {}
+    for backend in backends():
+        for workers in (1, 2):
+            log(f"service on {backend}, {workers} worker(s)")
+            threads = 1 if workers > 1 else 0
+            with ServiceBench(backend, workers, SIMULATOR_THREADS=threads) as bench:
+                rate = bench.throughput(BELL, n)
+                latency = latency_summary(bench.latency(BELL, LATENCY_SAMPLES), raw_single_ms)
+            report["service"][f"{backend}_{workers}w"] = {"throughput": rate, **latency}
+
+    report["huey"] = {}
+    for consumers in (1, 2):
+        log(f"huey, {consumers} consumer process(es)")
+        with HueyBench(consumers) as bench:
+            rate = bench.throughput(BELL, n)
+            latency = latency_summary(bench.latency(BELL, LATENCY_SAMPLES), raw_single_ms)
+        report["huey"][f"{consumers}c"] = {"throughput": rate, **latency}
+
+    report["api"] = {}
+    for backend in backends():
+        log(f"API alone under wrk, {backend}")
+        database = FreshDatabase(Path(tempfile.mkdtemp()), backend)
+        try:
+            report["api"][backend] = api_load.measure(database.settings())
+        finally:
+            database.drop()
+
+    log("heavy circuits: raw split")
+    report["heavy_raw"] = {name: raw.heavy_split(text, HEAVY_REPEATS) for name, text in HEAVY.items()}
+    log("heavy circuits: through the service (1 worker, all cores)")
+    with ServiceBench("sqlite", 1) as bench:
+        report["heavy_service"] = {name: bench.split(text, HEAVY_REPEATS) for name, text in HEAVY.items()}
+
+    report["targets"] = targets(report)
+    report["finished"] = datetime.now(timezone.utc).isoformat()
+    table = render(report)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(table + "\n")
+    log(f"wrote {RESULTS / (stamp + '.json')}")
+    return 0
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    two = r["service"]["sqlite_2w"]
+    one = r["service"]["sqlite_1w"]
+    best_latency = min((one, two), key=lambda x: x["overhead_p50_ms"])
+    api = r["api"]["sqlite"]
+    rows = [
+        ("Bell throughput, 2 workers / naive raw loop (1 process)", two["throughput"] / r["raw"]["naive_1proc"], ">=", 2.0),
+        ("Bell throughput, 2 workers / huey, 2 consumers", two["throughput"] / r["huey"]["2c"]["throughput"], ">=", 3.0),
+        ("idle latency overhead p50 (ms), 1 worker", one["overhead_p50_ms"], "<=", 5.0),
+        ("idle latency overhead p99 (ms), 1 worker", one["overhead_p99_ms"], "<=", 20.0),
+        ("POST /tasks / minimal FastAPI + SQLite insert", api["service_post"] / api["minimal_post"], ">=", 0.8),
+        ("GET /tasks/{id} / minimal FastAPI + SQLite read", api["service_get"] / api["minimal_get"], ">=", 0.8),
+    ]
+    del best_latency
+    for name in ("QFT-20", "1,000 gates, 16 qubits"):
+        h = r["heavy_raw"][name]
+        rows.append((f"{name}: parse speed-up over qasm3.loads", h["parse_ms"] / h["service_parse_ms"], ">=", 10.0))
+    big = r["heavy_service"]["random, 22 qubits"]
+    overhead = (big["total_ms"] - big["simulate_ms"]) / big["total_ms"] * 100
+    rows.append(("random 22 qubits: queue overhead, % of total", overhead, "<=", 2.0))
+    out = []
+    for name, value, op, goal in rows:
+        met = value >= goal if op == ">=" else value <= goal
+        out.append({"target": name, "value": round(value, 3), "goal": f"{op} {goal:g}", "met": met})
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"Measured {r['started'][:16]}Z on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
+        f"Bell circuit, 1024 shots, {THROUGHPUT_TASKS} tasks for throughput, {LATENCY_SAMPLES} for latency.",
+        "",
+        "| what | Bell/s | latency p50 / p95 / p99 (ms) |",
+        "| --- | ---: | --- |",
+        f"| raw loop, `qasm3.loads` + run, 1 process | {r['raw']['naive_1proc']:.0f} | |",
+        f"| raw loop, `qasm3.loads` + run, 2 processes | {r['raw']['naive_2proc']:.0f} | |",
+        f"| raw loop, the worker's code path, 1 process | {r['raw']['service_path_1proc']:.0f} | |",
+        f"| raw loop, the worker's code path, 2 processes, 1 Aer thread each | "
+        f"{r['raw']['service_path_2proc_1thread']:.0f} | |",
+    ]
+    for key, row in r["service"].items():
+        backend, workers = key.split("_")
+        name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend]
+        lines.append(
+            f"| **this service**, {name}, {workers[:-1]} worker(s), over HTTP | {row['throughput']:.0f} | "
+            f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f} / {row['p99_ms']:.1f} |"
+        )
+    for key, row in r["huey"].items():
+        lines.append(
+            f"| huey (SqliteHuey), {key[:-1]} consumer process(es) | {row['throughput']:.0f} | "
+            f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f} / {row['p99_ms']:.1f} |"
+        )
+    lines += ["", "| API alone (wrk, 2 threads, 16 connections) | POST req/s | GET req/s |", "| --- | ---: | ---: |"]
+    for backend, row in r["api"].items():
+        lines.append(f"| this service's API, {backend} | {row['service_post']:.0f} | {row['service_get']:.0f} |")
+    first = next(iter(r["api"].values()))
+    lines.append(f"| minimal FastAPI + SQLite app | {first['minimal_post']:.0f} | {first['minimal_get']:.0f} |")
+    lines += [
+        "",
+        "| heavy circuit (medians, ms) | queue wait | parse | transpile | simulate | total | naive: parse / transpile / simulate / total |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, s in r["heavy_service"].items():
+        h = r["heavy_raw"][name]
+        lines.append(
+            f"| {name} | {s['queue_wait_ms']:.1f} | {s['parse_ms']:.1f} | {s['transpile_ms']:.1f} | "
+            f"{s['simulate_ms']:.1f} | {s['total_ms']:.1f} | {h['parse_ms']:.1f} / {h['transpile_ms']:.1f} / "
+            f"{h['simulate_ms']:.1f} / {h['total_ms']:.1f} |"
+        )
+    lines += ["", "| target | measured | goal | met |", "| --- | ---: | --- | --- |"]
+    for t in r["targets"]:
+        lines.append(f"| {t['target']} | {t['value']:g} | {t['goal']} | {'yes' if t['met'] else '**no**'} |")
+    identical = all(h["identical_circuit"] for h in r["heavy_raw"].values())
+    lines.append("")
+    lines.append(f"The service's parser gave circuits identical to `qasm3.loads` for every heavy circuit: {identical}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
