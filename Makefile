@@ -7,7 +7,7 @@ WORKERS ?= 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser lint clean
+.PHONY: run test install install-dev browser bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,17 @@ test: install-dev browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
+
+# The benchmark: huey (the peer) and wrk (the load generator) are installed for it alone.
+WRK := /usr/bin/wrk
+$(WRK):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
+
+$(VENV)/.installed-bench: requirements-bench.txt requirements-dev.txt requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# Runs on SQLite and, when TEST_DATABASE_URL names a PostgreSQL server, on PostgreSQL too.
+bench: $(VENV)/.installed-bench $(WRK)
+	$(PY) -m bench.run

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import api_load, raw
 from bench.circuits import BELL, HEAVY
-from bench.peer_huey import HueyBench
+from bench.peer import HueyBench
 from bench.service import ServiceBench, backends, percentile
 from tests.databases import FreshDatabase
 
@@ -56,6 +56,9 @@ def main() -> int:
     report: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(), "machine": machine()}
     n = THROUGHPUT_TASKS
 
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    if only:  # for working on one part; the full run is what `make bench` reports
+        return partial(only, n)
     log("raw loops")
     report["raw"] = {
         "naive_1proc": raw.loop_rate("naive", BELL, n, 1),
@@ -108,6 +111,21 @@ def main() -> int:
         path.write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(table + "\n")
     log(f"wrote {RESULTS / (stamp + '.json')}")
+    return 0
+
+
+def partial(only: set[str], n: int) -> int:
+    if "service" in only:
+        for backend in backends():
+            for workers in (1, 2):
+                with ServiceBench(backend, workers, SIMULATOR_THREADS=1 if workers > 1 else 0) as bench:
+                    rate = bench.throughput(BELL, n)
+                    lat = latency_summary(bench.latency(BELL, LATENCY_SAMPLES), 0.0)
+                print(f"{backend} {workers}w: {rate:.0f}/s, p50 {lat['p50_ms']:.1f} p99 {lat['p99_ms']:.1f} ms")
+    if "heavy" in only:
+        with ServiceBench("sqlite", 1) as bench:
+            for name, text in HEAVY.items():
+                print(name, {k: round(v, 1) for k, v in bench.split(text, HEAVY_REPEATS).items()})
     return 0
 
 

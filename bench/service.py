@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from tests.services import Cluster
 
@@ -22,11 +24,32 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def wait_done(client: httpx.Client, task_id: str) -> dict[str, Any]:
-    while True:
-        body = client.get(f"/tasks/{task_id}", params={"wait": LONG_POLL_SECONDS}).json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
+class Client:
+    """A small keep-alive HTTP client: http.client costs the benchmark's 2 cores far less than httpx,
+    so the figures measure the service, not the load generator."""
+
+    def __init__(self, base_url: str, timeout: float = 120) -> None:
+        parts = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+    def post_task(self, circuit: str, shots: int, seed: int | None = None) -> str:
+        payload = {"circuit": circuit, "shots": shots, **({"seed": seed} if seed is not None else {})}
+        self.conn.request("POST", "/tasks", json.dumps(payload), {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 202, body
+        return body["task_id"]
+
+    def wait_done(self, task_id: str) -> dict[str, Any]:
+        """Long-poll until the task is finished, as a user would."""
+        while True:
+            self.conn.request("GET", f"/tasks/{task_id}?wait={LONG_POLL_SECONDS}")
+            body = json.loads(self.conn.getresponse().read())
+            if body["status"] in ("completed", "failed", "cancelled"):
+                return body
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class ServiceBench:
@@ -51,14 +74,13 @@ class ServiceBench:
         base = self.cluster.base_url
 
         def one_client(share: int) -> None:
-            with httpx.Client(base_url=base, timeout=120) as client:
-                ids = []
-                for _ in range(share):
-                    response = client.post("/tasks", json={"circuit": circuit, "shots": shots})
-                    assert response.status_code == 202, response.text
-                    ids.append(response.json()["task_id"])
+            client = Client(base)
+            try:
+                ids = [client.post_task(circuit, shots) for _ in range(share)]
                 for task_id in ids:
-                    assert wait_done(client, task_id)["status"] == "completed"
+                    assert client.wait_done(task_id)["status"] == "completed"
+            finally:
+                client.close()
 
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
@@ -68,26 +90,28 @@ class ServiceBench:
     def latency(self, circuit: str, count: int, shots: int = 1024) -> list[float]:
         """Submit -> completed in seconds for single tasks sent to idle workers, one at a time."""
         samples = []
-        with httpx.Client(base_url=self.cluster.base_url, timeout=120) as client:
+        client = Client(self.cluster.base_url)
+        try:
             for _ in range(5):  # warm connections and caches
-                wait_done(client, client.post("/tasks", json={"circuit": circuit, "shots": shots}).json()["task_id"])
+                client.wait_done(client.post_task(circuit, shots))
             for _ in range(count):
                 time.sleep(0.02)  # let the workers go idle again
                 started = time.perf_counter()
-                task_id = client.post("/tasks", json={"circuit": circuit, "shots": shots}).json()["task_id"]
-                body = wait_done(client, task_id)
+                body = client.wait_done(client.post_task(circuit, shots))
                 samples.append(time.perf_counter() - started)
                 assert body["status"] == "completed", body
+        finally:
+            client.close()
         return samples
 
     def split(self, circuit: str, repeats: int) -> dict[str, float]:
         """Queue wait, parse, transpile and simulate of a heavy circuit as the service records them."""
         rows: list[dict[str, float]] = []
-        with httpx.Client(base_url=self.cluster.base_url, timeout=600) as client:
+        client = Client(self.cluster.base_url, timeout=600)
+        with contextlib.closing(client):
             for _ in range(repeats):
                 started = time.perf_counter()
-                task_id = client.post("/tasks", json={"circuit": circuit, "shots": 1024, "seed": 1}).json()["task_id"]
-                body = wait_done(client, task_id)
+                body = client.wait_done(client.post_task(circuit, 1024, seed=1))
                 total = (time.perf_counter() - started) * 1000
                 assert body["status"] == "completed", body
                 created, begun = _epoch(body["created_at"]), _epoch(body["started_at"])

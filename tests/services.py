@@ -153,7 +153,6 @@ class Cluster:
             **self.database.settings(),
             "API_HOST": "127.0.0.1",
             "API_PORT": str(self.port),
-            "POLL_INTERVAL_SECONDS": "0.01",
             "WORKER_MAX_MEMORY_MB": "4096",
             "SHUTDOWN_GRACE_SECONDS": "5",
             **{k: str(v) for k, v in settings.items()},
