@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api_server import dashboard, docs, errors, monitoring
 from api_server.limits import BodySizeLimit
 from api_server.routes import router
+from api_server.waiters import CompletionWatcher
 from shared.config import Settings, get_settings
 from shared.store import Store, open_store
 
@@ -31,8 +32,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.initialize()
+        app.state.watcher.start()
         logger.info("API ready on database %s", settings.database_label)
         yield
+        await app.state.watcher.stop()
         store.close()
 
     app = FastAPI(
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = monitoring.metrics_registry(store, settings)
+    app.state.watcher = CompletionWatcher(store)
     errors.install(app)
     app.include_router(router)
     app.include_router(monitoring.router)

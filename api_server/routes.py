@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 import uuid
@@ -14,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api_server.deps import SettingsDep, StoreDep
+from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import (
     ERROR_RESPONSES,
     CircuitView,
@@ -33,11 +34,6 @@ router = APIRouter()
 
 NOT_FOUND = "Task not found"
 MAX_WAIT_SECONDS = 60
-# A long-poll looks every millisecond for the first 50 ms (small circuits finish in a few), then
-# backs off to every 50 ms so that thousands of waiters on long tasks cost little.
-LONG_POLL_FAST_CHECK = 0.001
-LONG_POLL_FAST_PERIOD = 0.05
-LONG_POLL_MAX_CHECK = 0.05
 NOT_FOUND_RESPONSE = {404: {"model": Message, "description": "No task has this id."}}
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
@@ -201,6 +197,7 @@ def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
 async def get_task(
     task_id: str,
     store: StoreDep,
+    watcher: WatcherDep,
     wait: Annotated[
         float,
         Query(
@@ -216,16 +213,17 @@ async def get_task(
     client needs one request instead of a polling loop. The `:path` converter lets ids with
     slashes reach this route, so every unknown id gets the same 404 body.
     """
-    started = time.monotonic()
-    pause = LONG_POLL_FAST_CHECK
-    while True:
+    if wait <= 0:
         task = await run_in_threadpool(store.get_task, task_id)
         if task is None:
             raise HTTPException(404, NOT_FOUND)
-        now = time.monotonic()
-        left = started + wait - now
-        if task.status.is_terminal or left <= 0:
-            return _task_response(task)
-        if now - started > LONG_POLL_FAST_PERIOD:
-            pause = min(pause * 1.5, LONG_POLL_MAX_CHECK)
-        await asyncio.sleep(min(pause, left))
+        return _task_response(task)
+    with watcher.waiter(task_id) as finished:
+        task = await run_in_threadpool(store.get_task, task_id)
+        if task is None:
+            raise HTTPException(404, NOT_FOUND)
+        if not task.status.is_terminal:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished, wait)
+            task = await run_in_threadpool(store.get_task, task_id) or task
+    return _task_response(task)

@@ -152,6 +152,10 @@ WHERE status = %(status)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(limit)s
 
 HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 
+FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%%'"
+
+FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
+
 CANCEL_EXPIRED = """
 UPDATE tasks SET status = 'cancelled', finished_at = %(now)s, lease_expires_at = NULL
 WHERE status = 'pending' AND lease_expires_at < %(now)s AND cancel_requested

@@ -159,6 +159,14 @@ class PostgresStore(Store):
         with self._connect() as conn:
             return bool(conn.execute(sql.HAS_WORK).fetchone()["found"])
 
+    def finished_version(self) -> float:
+        with self._connect() as conn:
+            return float(conn.execute(sql.FINISHED_VERSION).fetchone()["version"])
+
+    def finished_among(self, task_ids: list[str]) -> list[str]:
+        with self._connect() as conn:
+            return [row["id"] for row in conn.execute(sql.FINISHED_AMONG, {"ids": task_ids})]
+
     def wait_for_work(self, timeout: float) -> None:
         """Block until a NOTIFY says a task arrived, or timeout seconds pass."""
         if not self.listens:

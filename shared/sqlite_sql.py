@@ -157,6 +157,11 @@ ORDER BY seq DESC LIMIT :limit
 
 HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted')"
 
+# Moves whenever a task reaches a final state: long-polls re-check their tasks only then.
+FINISHED_VERSION = "SELECT coalesce(sum(value), 0) FROM counters WHERE name LIKE 'finished_%'"
+
+FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
+
 # A lease that expired means its worker died or hung: a task someone asked to cancel is
 # cancelled; past the attempt limit the task fails; otherwise it goes back to the queue at its
 # old place (seq is unchanged).

@@ -34,21 +34,25 @@ class SqliteStore(Store):
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        # Idle workers ask has_work() every few milliseconds: that one read keeps its connection
+        # Idle workers ask has_work(), and the API's long-poll watcher finished_version(), every
+        # few milliseconds: those reads keep their connection
         # (3 us a query instead of 110 us to open one), per thread, closed by close().
         self._poll = threading.local()
         self._poll_connections: list[sqlite3.Connection] = []
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         conn = None
         try:
             # isolation_level=None: autocommit, so a lone statement is committed when execute
             # returns, and multi-statement work says BEGIN IMMEDIATE itself.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            # FULL: an acknowledged task survives power loss too, not only a killed process.
-            conn.execute("PRAGMA synchronous = FULL")
+            # In WAL mode every commit survives a killed process. FULL also syncs it to disk before
+            # returning, so an acknowledged submission survives power loss too; the worker's own
+            # bookkeeping skips that fsync: were a claim or a result lost with the power, the
+            # lease would expire and the task run again.
+            conn.execute("PRAGMA synchronous = FULL" if durable else "PRAGMA synchronous = NORMAL")
             yield conn
         except sqlite3.OperationalError as error:
             text = str(error)
@@ -64,8 +68,8 @@ class SqliteStore(Store):
                 conn.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
+    def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        with self._connect(durable) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -94,7 +98,7 @@ class SqliteStore(Store):
     # --- the API's side -------------------------------------------------------------------
 
     def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
-        with self._connect() as conn:
+        with self._connect(durable=True) as conn:
             conn.execute(sql.INSERT_TASK, {"id": task_id, "circuit": circuit, "shots": shots, "seed": seed, "now": now})
 
     def get_task(self, task_id: str) -> Task | None:
@@ -120,7 +124,7 @@ class SqliteStore(Store):
         return items, (items[-1].seq if len(found) > limit else None)
 
     def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             if conn.execute(sql.CANCEL_SUBMITTED, {"id": task_id, "now": now}).fetchone():
                 return CancelOutcome(TaskStatus.CANCELLED, changed=True)
             if conn.execute(sql.REQUEST_CANCEL, {"id": task_id}).fetchone():
@@ -139,17 +143,36 @@ class SqliteStore(Store):
 
     # --- the worker's side ----------------------------------------------------------------
 
-    def has_work(self) -> bool:
+    def _poll_read(self, query: str) -> Any:
+        """One value from a read asked many times a second, on this thread's long-lived connection."""
         conn = getattr(self._poll, "conn", None)
         try:
             if conn is None:
-                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+                # Used by its own thread only; check_same_thread=False lets close() end it from another.
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+                )
                 self._poll.conn = conn
                 self._poll_connections.append(conn)
-            return bool(conn.execute(sql.HAS_WORK).fetchone()[0])
+            return conn.execute(query).fetchone()[0]
         except sqlite3.Error as error:
             self._poll.conn = None
             raise StoreUnavailable(f"cannot use database {self.path!r}: {error}") from error
+
+    def has_work(self) -> bool:
+        return bool(self._poll_read(sql.HAS_WORK))
+
+    def finished_version(self) -> float:
+        return float(self._poll_read(sql.FINISHED_VERSION))
+
+    def finished_among(self, task_ids: list[str]) -> list[str]:
+        found: list[str] = []
+        with self._connect() as conn:
+            for start in range(0, len(task_ids), 500):
+                chunk = task_ids[start : start + 500]
+                query = sql.FINISHED_AMONG.format(marks=",".join("?" * len(chunk)))
+                found += [row["id"] for row in conn.execute(query, chunk)]
+        return found
 
     def close(self) -> None:
         for conn in self._poll_connections:

@@ -61,6 +61,14 @@ class Store(abc.ABC):
         """Cancel a submitted task now, or ask the worker to stop a pending one; None if no such task."""
 
     @abc.abstractmethod
+    def finished_version(self) -> float:
+        """A number that changes whenever any task reaches a final state; cheap enough to ask often."""
+
+    @abc.abstractmethod
+    def finished_among(self, task_ids: list[str]) -> list[str]:
+        """Which of these tasks are completed, failed or cancelled."""
+
+    @abc.abstractmethod
     def stats(self, now: float, live_after: float) -> QueueStats:
         """Counts, counters, histograms, and workers heard from since live_after."""
 

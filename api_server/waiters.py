@@ -1,0 +1,74 @@
+"""Long-polls: one watcher per API process wakes every waiting request when its task finishes.
+
+Waiters cost nothing while nothing finishes: the watcher asks the database a cheap "has any task
+finished?" every millisecond, and only when the answer moves does it ask, in one query, which of
+the awaited tasks are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.concurrency import run_in_threadpool
+
+from shared.errors import StoreError
+from shared.store import Store
+
+logger = logging.getLogger(__name__)
+
+CHECK_SECONDS = 0.001
+
+
+class CompletionWatcher:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._new_waiter = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="completion-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def waiter(self, task_id: str):  # type: ignore[no-untyped-def]
+        """Register before reading the task, so a finish between the read and the wait is not missed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(task_id, []).append(future)
+        self._new_waiter = True
+        try:
+            yield future
+        finally:
+            futures = self._waiting.get(task_id, [])
+            if future in futures:
+                futures.remove(future)
+            if not futures:
+                self._waiting.pop(task_id, None)
+
+    async def _watch(self) -> None:
+        seen: float | None = None
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            if not self._waiting:
+                continue
+            try:
+                version = await run_in_threadpool(self.store.finished_version)
+                if version == seen and not self._new_waiter:
+                    continue
+                seen, self._new_waiter = version, False
+                done = await run_in_threadpool(self.store.finished_among, list(self._waiting))
+            except StoreError as error:
+                logger.warning("long-poll watcher cannot read the database: %s", error)
+                await asyncio.sleep(0.5)
+                continue
+            for task_id in done:
+                for future in self._waiting.pop(task_id, []):
+                    if not future.done():
+                        future.set_result(None)
