@@ -7,7 +7,7 @@ WORKERS ?= 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser bench clean
+.PHONY: run test install install-dev browser bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ test: install-dev browser
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
 		$(PY) -m pytest --backend=postgres $(PYTEST_ARGS); \
 	fi
+
+# The same lint and type checks everywhere: ruff (lint and format) and mypy.
+lint: install-dev
+	$(PY) -m ruff check api_server worker shared tests bench
+	$(PY) -m ruff format --check api_server worker shared tests bench
+	$(PY) -m mypy api_server worker shared
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -61,7 +61,9 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     message = _unparsable_body(exc)
     if message is None:
         return await http_exception_handler(request, exc)
-    return JSONResponse(status_code=422, content={"detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]})
+    return JSONResponse(
+        status_code=422, content={"detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]}
+    )
 
 
 async def store_error(request: Request, exc: StoreError) -> JSONResponse:
@@ -71,9 +73,7 @@ async def store_error(request: Request, exc: StoreError) -> JSONResponse:
     else:
         logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         detail = "Database is unavailable"
-    return JSONResponse(
-        status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
+    return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def install(app: FastAPI) -> None:

@@ -75,7 +75,9 @@ class QueueCollector:
         yield finished
         yield _histogram("qtq_task_queue_wait_seconds", "Time from submission to a worker's claim.", stats.queue_wait)
         yield _histogram("qtq_task_run_seconds", "Time from claim to completed or failed.", stats.run_time)
-        yield GaugeMetricFamily("qtq_workers_live", "Workers heard from within LEASE_SECONDS.", value=len(stats.workers))
+        yield GaugeMetricFamily(
+            "qtq_workers_live", "Workers heard from within LEASE_SECONDS.", value=len(stats.workers)
+        )
 
 
 def metrics_registry(store: Store, settings: Settings) -> CollectorRegistry:

@@ -8,8 +8,8 @@ import contextlib
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -34,12 +34,16 @@ router = APIRouter()
 
 NOT_FOUND = "Task not found"
 MAX_WAIT_SECONDS = 60
-NOT_FOUND_RESPONSE = {404: {"model": Message, "description": "No task has this id."}}
+NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
-def timestamp(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=timezone.utc) if value is not None else None
+def timestamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def optional_timestamp(value: float | None) -> datetime | None:
+    return timestamp(value) if value is not None else None
 
 
 def to_public(task: Task) -> TaskPublic:
@@ -50,8 +54,8 @@ def to_public(task: Task) -> TaskPublic:
         seed=task.seed,
         attempts=task.attempts or None,
         created_at=timestamp(task.created_at),
-        started_at=timestamp(task.started_at),
-        finished_at=timestamp(task.finished_at),
+        started_at=optional_timestamp(task.started_at),
+        finished_at=optional_timestamp(task.finished_at),
         result=task.result,
         error=task.error,
         num_qubits=task.num_qubits,
@@ -78,8 +82,8 @@ def _to_item(task: TaskSummary) -> TaskListItem:
         status=task.status,
         shots=task.shots,
         created_at=timestamp(task.created_at),
-        started_at=timestamp(task.started_at),
-        finished_at=timestamp(task.finished_at),
+        started_at=optional_timestamp(task.started_at),
+        finished_at=optional_timestamp(task.finished_at),
         num_qubits=task.num_qubits,
     )
 
@@ -105,7 +109,9 @@ def list_tasks(
     store: StoreDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)
+    ] = None,
 ) -> TaskList:
     """Keyset pagination: pages stay stable while new tasks arrive."""
     before = decode_cursor(cursor) if cursor is not None else None
@@ -130,7 +136,9 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
     size = len(body.circuit.encode("utf-8"))
     if size > settings.max_circuit_bytes:
-        raise HTTPException(413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}")
+        raise HTTPException(
+            413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
+        )
     task_id = str(uuid.uuid4())
     store.create_task(task_id, body.circuit, body.shots, body.seed, time.time())
     logger.info("task %s submitted: %d bytes, %d shots", task_id, size, body.shots)

@@ -25,7 +25,6 @@ MAX_SEED = 2**63 - 1
 CIRCUIT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
 
 
-
 def _integral_number(value: Any) -> Any:
     """JSON has one number type: 10.0 is the integer 10 (as JSON Schema says); 1.5, "10" and true are not."""
     if isinstance(value, float) and value.is_integer():
@@ -40,7 +39,9 @@ Shots = Annotated[
 ]
 Seed = Annotated[
     StrictInt,
-    Field(ge=0, le=MAX_SEED, description="Aer's seed_simulator: the same circuit, shots and seed give identical counts."),
+    Field(
+        ge=0, le=MAX_SEED, description="Aer's seed_simulator: the same circuit, shots and seed give identical counts."
+    ),
     BeforeValidator(_integral_number),
 ]
 
@@ -113,11 +114,15 @@ class TaskPublic(BaseModel):
     status: TaskStatus = Field(description="submitted -> pending -> completed | failed | cancelled")
     shots: int
     seed: int | None = Field(None, description="Present when the submission gave one.")
-    attempts: int | None = Field(None, description="How many times a worker has claimed the task; present once claimed.")
+    attempts: int | None = Field(
+        None, description="How many times a worker has claimed the task; present once claimed."
+    )
     created_at: datetime = Field(description="RFC 3339, UTC.")
     started_at: datetime | None = Field(None, description="When the current attempt began (RFC 3339, UTC).")
     finished_at: datetime | None = Field(None, description="RFC 3339, UTC; completed and failed tasks only.")
-    result: dict[str, int] | None = Field(None, description="Measurement counts as Aer's get_counts() gives them; completed only.")
+    result: dict[str, int] | None = Field(
+        None, description="Measurement counts as Aer's get_counts() gives them; completed only."
+    )
     error: str | None = Field(None, description="One line, `<ExceptionType>: <message>`; failed only.")
     num_qubits: int | None = Field(None, description="Width of the parsed circuit, once a worker has parsed it.")
     depth: int | None = Field(None, description="Depth of the parsed circuit, once a worker has parsed it.")
@@ -126,7 +131,9 @@ class TaskPublic(BaseModel):
     transpile_ms: float | None = Field(
         None, description="Time spent unrolling user-defined gates for Aer (0 when none), in milliseconds."
     )
-    cancel_requested: bool | None = Field(None, description="True while a cancel request waits for the worker to stop the task.")
+    cancel_requested: bool | None = Field(
+        None, description="True while a cancel request waits for the worker to stop the task."
+    )
 
 
 class TaskListItem(BaseModel):
@@ -179,7 +186,7 @@ class Message(BaseModel):
 
 
 class FieldError(BaseModel):
-    loc: list[str | int] = Field(description="Where the problem is, e.g. [\"body\", \"shots\"].")
+    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "shots"].')
     msg: str = Field(description="What is wrong, starting with the field's name.")
     type: str
 

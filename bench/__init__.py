@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench`. Never asserted in tests; every figure is a ratio to a baseline run in the same invocation."""
+"""Benchmarks: `make bench`. Never asserted in tests; every figure is set beside a baseline from the same run."""

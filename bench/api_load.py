@@ -35,8 +35,18 @@ def _serve(app: str, env: dict[str, str], factory: bool = False) -> tuple[subpro
     port = free_port()
     options = ["--factory"] if factory else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, *options, "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            *options,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         cwd=tempfile.mkdtemp(),
         stdout=subprocess.DEVNULL,
@@ -60,7 +70,9 @@ def measure(database_env: dict[str, str]) -> dict[str, float]:
     results: dict[str, float] = {}
     ours, base = _serve("api_server.app:create_app", {**database_env, "LOG_LEVEL": "WARNING"}, factory=True)
     try:
-        task_id = httpx.post(base + "/tasks", content=body, headers={"content-type": "application/json"}).json()["task_id"]
+        task_id = httpx.post(base + "/tasks", content=body, headers={"content-type": "application/json"}).json()[
+            "task_id"
+        ]
         results["service_post"] = _wrk(base + "/tasks", "POST", body)
         results["service_get"] = _wrk(f"{base}/tasks/{task_id}")
     finally:

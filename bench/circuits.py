@@ -17,13 +17,13 @@ c = measure q;
 
 def qft(n: int) -> str:
     """An n-qubit QFT written as a person would, with `pi/2^k` angles, then measured."""
-    lines = ['OPENQASM 3.0;', 'include "stdgates.inc";', f"qubit[{n}] q;", f"bit[{n}] c;"]
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{n}] q;", f"bit[{n}] c;"]
     for i in range(n):
         lines.append(f"x q[{i}];" if i % 3 == 0 else f"h q[{i}];")
     for target in range(n - 1, -1, -1):
         lines.append(f"h q[{target}];")
         for k, control in enumerate(range(target - 1, -1, -1), start=1):
-            lines.append(f"cp(pi/{2 ** k}) q[{control}], q[{target}];")
+            lines.append(f"cp(pi/{2**k}) q[{control}], q[{target}];")
     for i in range(n // 2):
         lines.append(f"swap q[{i}], q[{n - 1 - i}];")
     lines.append("c = measure q;")
@@ -33,7 +33,7 @@ def qft(n: int) -> str:
 def random_circuit(qubits: int, gates: int, seed: int) -> str:
     """A reproducible random circuit of one- and two-qubit gates with numeric angles."""
     rng = random.Random(seed)
-    lines = ['OPENQASM 3.0;', 'include "stdgates.inc";', f"qubit[{qubits}] q;", f"bit[{qubits}] c;"]
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{qubits}] q;", f"bit[{qubits}] c;"]
     for _ in range(gates):
         kind = rng.random()
         a, b = rng.sample(range(qubits), 2)

@@ -22,13 +22,20 @@ class HueyBench:
         self.workers = workers
         self.db = Path(tempfile.mkdtemp(prefix="huey-bench-")) / "huey.db"
 
-    def __enter__(self) -> "HueyBench":
+    def __enter__(self) -> HueyBench:
         os.environ["HUEY_DB"] = str(self.db)
         module = importlib.reload(importlib.import_module("bench.peer_huey"))
         self.task: Any = module.run_circuit
         consumer = [
-            sys.executable, "-m", "huey.bin.huey_consumer", "bench.peer_huey.huey",
-            "-w", str(self.workers), "-k", "process", "-q",
+            sys.executable,
+            "-m",
+            "huey.bin.huey_consumer",
+            "bench.peer_huey.huey",
+            "-w",
+            str(self.workers),
+            "-k",
+            "process",
+            "-q",
         ]
         self.process = subprocess.Popen(consumer, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.task(BELL, 16).get(blocking=True, timeout=120)  # the consumer is up and warm

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ def machine() -> dict[str, Any]:
 
 
 def main() -> int:
-    report: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(), "machine": machine()}
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "machine": machine()}
     n = THROUGHPUT_TASKS
 
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
@@ -102,11 +101,11 @@ def main() -> int:
         report["heavy_service"] = {name: bench.split(text, HEAVY_REPEATS) for name, text in HEAVY.items()}
 
     report["targets"] = targets(report)
-    report["finished"] = datetime.now(timezone.utc).isoformat()
+    report["finished"] = datetime.now(UTC).isoformat()
     table = render(report)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):
         path.write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(table + "\n")
@@ -135,8 +134,18 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     best_latency = min((one, two), key=lambda x: x["overhead_p50_ms"])
     api = r["api"]["sqlite"]
     rows = [
-        ("Bell throughput, 2 workers / naive raw loop (1 process)", two["throughput"] / r["raw"]["naive_1proc"], ">=", 2.0),
-        ("Bell throughput, 2 workers / huey, 2 consumers", two["throughput"] / r["huey"]["2c"]["throughput"], ">=", 3.0),
+        (
+            "Bell throughput, 2 workers / naive raw loop (1 process)",
+            two["throughput"] / r["raw"]["naive_1proc"],
+            ">=",
+            2.0,
+        ),
+        (
+            "Bell throughput, 2 workers / huey, 2 consumers",
+            two["throughput"] / r["huey"]["2c"]["throughput"],
+            ">=",
+            3.0,
+        ),
         ("idle latency overhead p50 (ms), 1 worker", one["overhead_p50_ms"], "<=", 5.0),
         ("idle latency overhead p99 (ms), 1 worker", one["overhead_p99_ms"], "<=", 20.0),
         ("POST /tasks / minimal FastAPI + SQLite insert", api["service_post"] / api["minimal_post"], ">=", 0.8),
@@ -189,7 +198,8 @@ def render(r: dict[str, Any]) -> str:
     lines.append(f"| minimal FastAPI + SQLite app | {first['minimal_post']:.0f} | {first['minimal_get']:.0f} |")
     lines += [
         "",
-        "| heavy circuit (medians, ms) | queue wait | parse | transpile | simulate | total | naive: parse / transpile / simulate / total |",
+        "| heavy circuit (medians, ms) | queue wait | parse | transpile | simulate | total "
+        "| naive: parse / transpile / simulate / total |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, s in r["heavy_service"].items():

@@ -60,7 +60,7 @@ class ServiceBench:
         self.cluster = Cluster(self.workdir, backend=backend, **settings)
         self.workers = workers
 
-    def __enter__(self) -> "ServiceBench":
+    def __enter__(self) -> ServiceBench:
         self.cluster.start_api()
         for _ in range(self.workers):
             self.cluster.start_worker()
@@ -138,4 +138,3 @@ def backends() -> list[str]:
     import os
 
     return ["sqlite", "postgres"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
-

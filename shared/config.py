@@ -53,11 +53,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(20.0, ge=0)
 
     @model_validator(mode="after")
-    def _shots_fit(self) -> "Settings":
+    def _shots_fit(self) -> Settings:
         if self.default_shots > self.max_shots:
-            raise ValueError(
-                f"DEFAULT_SHOTS ({self.default_shots}) must not exceed MAX_SHOTS ({self.max_shots})"
-            )
+            raise ValueError(f"DEFAULT_SHOTS ({self.default_shots}) must not exceed MAX_SHOTS ({self.max_shots})")
         return self
 
     @property

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     """Life cycle: submitted -> pending -> completed | failed | cancelled."""
 
     SUBMITTED = "submitted"
@@ -24,7 +24,7 @@ class TaskStatus(str, enum.Enum):
 TERMINAL_STATES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
-class LeaseStatus(str, enum.Enum):
+class LeaseStatus(enum.StrEnum):
     """What a lease renewal found."""
 
     HELD = "held"
@@ -94,7 +94,7 @@ class RunDetails:
     diagram: str | None = None
 
     @classmethod
-    def from_reply(cls, reply: dict[str, Any]) -> "RunDetails":
+    def from_reply(cls, reply: dict[str, Any]) -> RunDetails:
         return cls(**{name: reply.get(name) for name in cls.__dataclass_fields__})
 
 

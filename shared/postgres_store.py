@@ -42,12 +42,17 @@ SCHEMA_VERSION = len(sql.MIGRATIONS)
 POOL_TIMEOUT_SECONDS = 10.0
 
 
+def _one(cursor: psycopg.Cursor[Any]) -> Any:
+    """The single row of a query that always returns one."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
 class PostgresStore(Store):
     """A store on a PostgreSQL database, through a small connection pool per process."""
 
-    def __init__(
-        self, url: str, busy_timeout_ms: int = 5000, poll_only: bool = False, pool_size: int = 10
-    ) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = 5000, poll_only: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
         self.listens = not poll_only
@@ -97,7 +102,7 @@ class PostgresStore(Store):
         with self._connect(transaction=True) as conn:
             conn.execute(sql.SCHEMA_LOCK)
             conn.execute(sql.SCHEMA_VERSION_TABLE)
-            version = conn.execute(sql.SELECT_VERSION).fetchone()["version"] or 0
+            version = _one(conn.execute(sql.SELECT_VERSION))["version"] or 0
             if version > SCHEMA_VERSION:
                 raise StoreError(f"database has schema version {version}; this code knows up to {SCHEMA_VERSION}")
             for number, statements in enumerate(sql.MIGRATIONS[version:], start=version + 1):
@@ -157,11 +162,11 @@ class PostgresStore(Store):
 
     def has_work(self) -> bool:
         with self._connect() as conn:
-            return bool(conn.execute(sql.HAS_WORK).fetchone()["found"])
+            return bool(_one(conn.execute(sql.HAS_WORK))["found"])
 
     def finished_version(self) -> float:
         with self._connect() as conn:
-            return float(conn.execute(sql.FINISHED_VERSION).fetchone()["version"])
+            return float(_one(conn.execute(sql.FINISHED_VERSION))["version"])
 
     def finished_among(self, task_ids: list[str]) -> list[str]:
         with self._connect() as conn:
@@ -194,7 +199,9 @@ class PostgresStore(Store):
 
     def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
         with self._connect() as conn:
-            row = conn.execute(sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}).fetchone()
+            row = conn.execute(
+                sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
+            ).fetchone()
         return rows.to_claim(row) if row is not None else None
 
     def _owned_write(self, query: str, claim: Claim, worker_id: str, **values: Any) -> bool:
@@ -226,8 +233,13 @@ class PostgresStore(Store):
         with self._connect() as conn:
             conn.execute(
                 sql.BEAT_WORKER,
-                {"id": worker.id, "host": worker.host, "pid": worker.pid, "now": worker.last_heartbeat,
-                 "task_id": worker.task_id},
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "now": worker.last_heartbeat,
+                    "task_id": worker.task_id,
+                },
             )
 
     def remove_worker(self, worker_id: str) -> None:

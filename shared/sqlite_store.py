@@ -208,9 +208,7 @@ class SqliteStore(Store):
         return LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD
 
     def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
-        return self._owned_write(
-            sql.COMPLETE, claim, worker_id, result=json.dumps(result), now=now, **details.__dict__
-        )
+        return self._owned_write(sql.COMPLETE, claim, worker_id, result=json.dumps(result), now=now, **details.__dict__)
 
     def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
         return self._owned_write(sql.FAIL, claim, worker_id, error=error, now=now, **details.__dict__)
@@ -225,8 +223,13 @@ class SqliteStore(Store):
         with self._connect() as conn:
             conn.execute(
                 sql.BEAT_WORKER,
-                {"id": worker.id, "host": worker.host, "pid": worker.pid, "now": worker.last_heartbeat,
-                 "task_id": worker.task_id},
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "now": worker.last_heartbeat,
+                    "task_id": worker.task_id,
+                },
             )
 
     def remove_worker(self, worker_id: str) -> None:

@@ -29,7 +29,7 @@ class Store(abc.ABC):
         """Block until new work may have arrived or timeout seconds pass (backends that listen)."""
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: only backends holding connections override it
         """Release connections; the store is not used afterwards."""
 
     @abc.abstractmethod

@@ -89,7 +89,7 @@ class Service:
         self.name, self.args, self.env, self.cwd, self.log_path = name, args, env, cwd, log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -124,7 +124,9 @@ def test_failures_say_what_to_fix(client: httpx.Client, name: str) -> None:
 
 def test_memory_hungry_circuit_fails_fast_with_aers_figure(client: httpx.Client) -> None:
     gates = "".join(f"cx q[{i}], q[{i + 1}];\n" for i in range(39))
-    circuit = f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[40] q;\nbit[40] c;\nh q[0];\nt q[0];\n{gates}c = measure q;\n'
+    circuit = (
+        f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[40] q;\nbit[40] c;\nh q[0];\nt q[0];\n{gates}c = measure q;\n'
+    )
     task = wait_done(client, submit(client, circuit), timeout=30)
     assert task["status"] == "failed"
     assert task["error"].startswith("SimulationError: Insufficient memory"), task["error"]

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.services import BELL_QASM3, Cluster, TERMINAL
+from tests.services import BELL_QASM3, TERMINAL, Cluster
 
 
 def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -> list[str]:

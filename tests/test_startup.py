@@ -69,7 +69,11 @@ def test_run_script_serves_bell_and_ctrl_c_stops_everything(tmp_path: Path) -> N
     }
     log = open(tmp_path / "run.log", "wb")
     runner = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        ["bash", str(ROOT / "scripts" / "run.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -134,8 +134,11 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
     assert store.renew_lease(running, "w", expires_at=50.0) is LeaseStatus.CANCEL_REQUESTED
     assert store.mark_cancelled(running, "w", now=5.0)
 
-    for name, state in (("finished", TaskStatus.COMPLETED), ("running", TaskStatus.CANCELLED),
-                        ("waiting", TaskStatus.CANCELLED)):
+    for name, state in (
+        ("finished", TaskStatus.COMPLETED),
+        ("running", TaskStatus.CANCELLED),
+        ("waiting", TaskStatus.CANCELLED),
+    ):
         outcome = store.cancel(name, now=6.0)
         assert outcome is not None and not outcome.changed and outcome.status is state
 

@@ -155,7 +155,9 @@ def test_invalid_utf8_inside_the_circuit_is_422(client: httpx.Client) -> None:
     assert "not UTF-8" in response.json()["detail"][0]["msg"]
 
 
-@pytest.mark.parametrize("task_id", [str(uuid.uuid4()), "not-a-uuid", "0", "%20", "a" * 300, "..%2Fetc%2Fpasswd", "a/b"])
+@pytest.mark.parametrize(
+    "task_id", [str(uuid.uuid4()), "not-a-uuid", "0", "%20", "a" * 300, "..%2Fetc%2Fpasswd", "a/b"]
+)
 def test_unknown_ids_are_404(client: httpx.Client, task_id: str) -> None:
     response = client.get(f"/tasks/{task_id}")
     assert response.status_code == 404

@@ -292,7 +292,7 @@ class Simulator:
         return circuit
 
     def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> tuple[dict[str, int], float]:
-        """Counts for a prepared circuit, exactly as Aer's get_counts() gives them, and the simulation's milliseconds."""
+        """Counts for a prepared circuit, exactly as Aer's get_counts() gives them, and the simulation's ms."""
         options: dict[str, Any] = {"shots": shots}
         if seed is not None:
             options["seed_simulator"] = seed

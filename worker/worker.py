@@ -1,4 +1,4 @@
-"""The claim -> run -> record loop, with a lease heartbeat and graceful shutdown."""
+"""The claim -> run -> record loop and graceful shutdown."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from types import FrameType
 
 from shared.config import Settings
 from shared.errors import StoreError
-from shared.models import Claim, LeaseStatus, TaskStatus, WorkerInfo
+from shared.models import Claim
 from shared.store import Store
+from worker.housekeeping import Housekeeper
+from worker.lease import HeldLease, LeaseKeeper
 from worker.sandbox import Outcome, RunResult, SimulationChild
 
 logger = logging.getLogger(__name__)
@@ -24,115 +25,11 @@ logger = logging.getLogger(__name__)
 STORE_RETRY_SECONDS = 1.0
 # With LISTEN/NOTIFY an idle worker wakes on each new task; this slow poll is only the safety net.
 LISTEN_SAFETY_POLL_SECONDS = 1.0
-PRUNE_BATCH = 1000
-FORGET_SILENT_WORKERS_AFTER = 24 * 3600.0
 
 
 def new_worker_id() -> str:
     """host:pid:random, so ids stay unique across hosts and pid reuse."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class Heartbeat:
-    """Renews a claim's lease from its own thread, so a long simulation keeps its task.
-
-    It beats at least once a second so that a cancel request reaches the simulation within
-    about a second, and at least three times per lease so the lease never lapses.
-    """
-
-    def __init__(self, store: Store, claim: Claim, worker_id: str, lease_seconds: float) -> None:
-        self.store, self.claim, self.worker_id = store, claim, worker_id
-        self.lease_seconds = lease_seconds
-        self.interval = min(lease_seconds / 3, 1.0)
-        self.lost = threading.Event()
-        self.cancel_requested = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{claim.task_id}", daemon=True)
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def should_stop(self) -> bool:
-        return self.lost.is_set() or self.cancel_requested.is_set()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                lease = self.store.renew_lease(self.claim, self.worker_id, time.time() + self.lease_seconds)
-            except StoreError as error:
-                logger.warning("task %s lease renewal failed, will retry: %s", self.claim.task_id, error)
-                continue
-            if lease is LeaseStatus.LOST:
-                logger.warning("task %s lease lost: another worker owns it now", self.claim.task_id)
-                self.lost.set()
-                return
-            if lease is LeaseStatus.CANCEL_REQUESTED and not self.cancel_requested.is_set():
-                logger.info("task %s cancel requested: stopping its simulation", self.claim.task_id)
-                self.cancel_requested.set()
-
-
-class Housekeeper:
-    """A background thread: tells the database this worker is alive (for /health), and sweeps.
-
-    The sweep settles tasks whose worker died (expired leases), forgets silent workers and
-    prunes old finished tasks. It runs beside the simulation, so a worker busy with a long
-    task still recovers the tasks of a dead one.
-    """
-
-    def __init__(self, store: Store, settings: Settings, worker_id: str) -> None:
-        self.store = store
-        self.settings = settings
-        self.interval = min(settings.lease_seconds / 3, 5.0)
-        self.task_id: str | None = None
-        self.info = WorkerInfo(
-            id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
-
-    def start(self) -> None:
-        self._tick()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._tick()
-
-    def _tick(self) -> None:
-        try:
-            now = time.time()
-            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_id))
-            self.sweep(now)
-        except StoreError as error:
-            logger.warning("housekeeping failed, will retry: %s", error)
-
-    def sweep(self, now: float) -> None:
-        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
-            if state is TaskStatus.FAILED:
-                logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
-            elif state is TaskStatus.CANCELLED:
-                logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
-            else:
-                logger.warning("task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts)
-        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
-        if self.settings.task_retention_days is not None:
-            pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
-            if pruned:
-                logger.info("pruned %d finished tasks older than TASK_RETENTION_DAYS", pruned)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        try:
-            self.store.remove_worker(self.info.id)
-        except StoreError as error:
-            logger.warning("could not deregister worker %s: %s", self.info.id, error)
 
 
 class Worker:
@@ -146,6 +43,7 @@ class Worker:
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.housekeeper = Housekeeper(store, settings, self.worker_id)
+        self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Signal handler: only set a flag; the loop does the rest."""
@@ -167,6 +65,7 @@ class Worker:
         """Serve until stopped (or, with burst, until the queue is empty); returns the tasks handled."""
         self.child.start()
         self.housekeeper.start()
+        self.leases.start()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         try:
@@ -185,6 +84,7 @@ class Worker:
                 self._process(claim)
                 handled += 1
         finally:
+            self.leases.stop()
             self.housekeeper.stop()
             self.child.stop()
             self.store.close()
@@ -207,27 +107,33 @@ class Worker:
         waited_ms = (time.time() - claim.created_at) * 1000
         logger.info(
             "task %s pending: claimed by %s (attempt %d, waited %.1f ms)",
-            claim.task_id, self.worker_id, claim.attempt, waited_ms,
+            claim.task_id,
+            self.worker_id,
+            claim.attempt,
+            waited_ms,
         )
         self.housekeeper.task_id = claim.task_id
-        with Heartbeat(self.store, claim, self.worker_id, self.settings.lease_seconds) as heartbeat:
+        held = self.leases.hold(claim)
+        try:
             result = self.child.run(
                 claim.circuit,
                 claim.shots,
                 claim.seed,
                 timeout=self.settings.task_timeout_seconds,
-                should_abort=lambda: heartbeat.should_stop() or self._past_grace(),
+                should_abort=lambda: held.should_stop() or self._past_grace(),
             )
+        finally:
+            self.leases.drop()
         self.housekeeper.task_id = None
         elapsed_ms = (time.monotonic() - started) * 1000
-        self._record(claim, result, elapsed_ms, heartbeat)
+        self._record(claim, result, elapsed_ms, held)
 
-    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, heartbeat: Heartbeat) -> None:
+    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, held: HeldLease) -> None:
         task_id = claim.task_id
-        if result.outcome is Outcome.ABORTED and heartbeat.cancel_requested.is_set():
+        if result.outcome is Outcome.ABORTED and held.cancel_requested.is_set():
             written = self._write(lambda: self.store.mark_cancelled(claim, self.worker_id, time.time()))
             state, error = "cancelled", ""
-        elif result.outcome is Outcome.ABORTED and not heartbeat.lost.is_set():
+        elif result.outcome is Outcome.ABORTED and not held.lost.is_set():
             released = self._write(lambda: self.store.release(claim, self.worker_id))
             logger.info("task %s submitted: returned to the queue at shutdown (released=%s)", task_id, released)
             return

@@ -1,0 +1,81 @@
+"""Housekeeping any live worker does beside its simulations: presence for /health, and the sweep."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import replace
+
+from shared.config import Settings
+from shared.errors import StoreError
+from shared.models import TaskStatus, WorkerInfo
+from shared.store import Store
+
+logger = logging.getLogger(__name__)
+
+FORGET_SILENT_WORKERS_AFTER = 24 * 3600.0
+PRUNE_BATCH = 1000
+
+
+class Housekeeper:
+    """A background thread: tells the database this worker is alive (for /health), and sweeps.
+
+    The sweep settles tasks whose worker died (expired leases), forgets silent workers and
+    prunes old finished tasks. It runs beside the simulation, so a worker busy with a long
+    task still recovers the tasks of a dead one.
+    """
+
+    def __init__(self, store: Store, settings: Settings, worker_id: str) -> None:
+        self.store = store
+        self.settings = settings
+        self.interval = min(settings.lease_seconds / 3, 5.0)
+        self.task_id: str | None = None
+        self.info = WorkerInfo(
+            id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
+
+    def start(self) -> None:
+        self._tick()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            now = time.time()
+            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_id))
+            self.sweep(now)
+        except StoreError as error:
+            logger.warning("housekeeping failed, will retry: %s", error)
+
+    def sweep(self, now: float) -> None:
+        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
+            if state is TaskStatus.FAILED:
+                logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
+            elif state is TaskStatus.CANCELLED:
+                logger.info("task %s cancelled: its lease expired after a cancel request", task_id)
+            else:
+                logger.warning(
+                    "task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts
+                )
+        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+        if self.settings.task_retention_days is not None:
+            pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
+            if pruned:
+                logger.info("pruned %d finished tasks older than TASK_RETENTION_DAYS", pruned)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        try:
+            self.store.remove_worker(self.info.id)
+        except StoreError as error:
+            logger.warning("could not deregister worker %s: %s", self.info.id, error)
