@@ -1,8 +1,9 @@
 """Long-polls: one watcher per API process wakes every waiting request when its task finishes.
 
-Waiters cost nothing while nothing finishes: the watcher asks the database a cheap "has any task
-finished?" every millisecond, and only when the answer moves does it ask, in one query, which of
-the awaited tasks are done.
+Waiters cost little while nothing finishes: the watcher asks the database a cheap "has any task
+finished?" (every millisecond after a change or a new waiter, backing off to every 20 ms while
+nothing moves, so a long simulation is not slowed by the asking), and only when the answer moves
+does it ask, in one query, which of the awaited tasks are done.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from shared.store import Store
 
 logger = logging.getLogger(__name__)
 
-CHECK_SECONDS = 0.001
+FIRST_CHECK_SECONDS = 0.001
+MAX_CHECK_SECONDS = 0.02
+BACK_OFF = 1.25
 
 
 class CompletionWatcher:
@@ -54,15 +57,17 @@ class CompletionWatcher:
 
     async def _watch(self) -> None:
         seen: float | None = None
+        pause = FIRST_CHECK_SECONDS
         while True:
-            await asyncio.sleep(CHECK_SECONDS)
+            await asyncio.sleep(FIRST_CHECK_SECONDS if self._new_waiter else pause)
             if not self._waiting:
                 continue
             try:
                 version = await run_in_threadpool(self.store.finished_version)
                 if version == seen and not self._new_waiter:
+                    pause = min(pause * BACK_OFF, MAX_CHECK_SECONDS)
                     continue
-                seen, self._new_waiter = version, False
+                seen, self._new_waiter, pause = version, False, FIRST_CHECK_SECONDS
                 done = await run_in_threadpool(self.store.finished_among, list(self._waiting))
             except StoreError as error:
                 logger.warning("long-poll watcher cannot read the database: %s", error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -29,25 +30,52 @@ SCHEMA_VERSION = len(sql.MIGRATIONS)
 
 
 class SqliteStore(Store):
-    """A store on one SQLite file in WAL mode; a fresh connection per call, closed in `finally`."""
+    """A store on one SQLite file in WAL mode.
+
+    Each thread keeps one connection (opening one and parsing the schema costs more than most
+    statements here); close() closes them all, and the API and the worker call it in `finally`
+    when they stop. A connection whose file was replaced (another inode at the path) is
+    reopened, so a database that disappears is noticed at once.
+    """
 
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        # Idle workers ask has_work(), and the API's long-poll watcher finished_version(), every
-        # few milliseconds: those reads keep their connection
-        # (3 us a query instead of 110 us to open one), per thread, closed by close().
-        self._poll = threading.local()
-        self._poll_connections: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        inode = os.stat(self.path).st_ino if os.path.exists(self.path) else None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "inode", None) != inode:
+            self._discard(conn)
+            conn = None
+        if conn is None:
+            # isolation_level=None: autocommit, so a lone statement is committed when execute
+            # returns, and multi-statement work says BEGIN IMMEDIATE itself. Only this thread uses
+            # it; check_same_thread=False lets close() end it from another.
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            with self._lock:
+                self._connections.append(conn)
+            self._local.conn = conn
+            self._local.inode = os.stat(self.path).st_ino
+        return conn
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
 
     @contextlib.contextmanager
     def _connect(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = None
         try:
-            # isolation_level=None: autocommit, so a lone statement is committed when execute
-            # returns, and multi-statement work says BEGIN IMMEDIATE itself.
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-            conn.row_factory = sqlite3.Row
+            conn = self._connection()
             # In WAL mode every commit survives a killed process. FULL also syncs it to disk before
             # returning, so an acknowledged submission survives power loss too; the worker's own
             # bookkeeping skips that fsync: were a claim or a result lost with the power, the
@@ -63,9 +91,8 @@ class SqliteStore(Store):
             raise StoreError(text) from error
         except sqlite3.DatabaseError as error:
             raise StoreUnavailable(f"cannot use database {self.path!r}: {error}") from error
-        finally:
-            if conn is not None:
-                conn.close()
+        except OSError as error:
+            raise StoreUnavailable(f"cannot use database {self.path!r}: {error.strerror}") from error
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -143,27 +170,13 @@ class SqliteStore(Store):
 
     # --- the worker's side ----------------------------------------------------------------
 
-    def _poll_read(self, query: str) -> Any:
-        """One value from a read asked many times a second, on this thread's long-lived connection."""
-        conn = getattr(self._poll, "conn", None)
-        try:
-            if conn is None:
-                # Used by its own thread only; check_same_thread=False lets close() end it from another.
-                conn = sqlite3.connect(
-                    self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
-                )
-                self._poll.conn = conn
-                self._poll_connections.append(conn)
-            return conn.execute(query).fetchone()[0]
-        except sqlite3.Error as error:
-            self._poll.conn = None
-            raise StoreUnavailable(f"cannot use database {self.path!r}: {error}") from error
-
     def has_work(self) -> bool:
-        return bool(self._poll_read(sql.HAS_WORK))
+        with self._connect() as conn:
+            return bool(conn.execute(sql.HAS_WORK).fetchone()[0])
 
     def finished_version(self) -> float:
-        return float(self._poll_read(sql.FINISHED_VERSION))
+        with self._connect() as conn:
+            return float(conn.execute(sql.FINISHED_VERSION).fetchone()[0])
 
     def finished_among(self, task_ids: list[str]) -> list[str]:
         found: list[str] = []
@@ -175,10 +188,11 @@ class SqliteStore(Store):
         return found
 
     def close(self) -> None:
-        for conn in self._poll_connections:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
             conn.close()
-        self._poll_connections.clear()
-        self._poll = threading.local()
+        self._local = threading.local()
 
     def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         with self._transaction() as conn:
