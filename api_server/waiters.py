@@ -1,7 +1,7 @@
 """Long-polls: one watcher per API process wakes every waiting request when its task finishes.
 
 Waiters cost little while nothing finishes: the watcher asks the database a cheap "has any task
-finished?" (every millisecond after a change or a new waiter, backing off to every 20 ms while
+finished?" (every millisecond after a change or a new waiter, backing off to every 10 ms while
 nothing moves, so a long simulation is not slowed by the asking), and only when the answer moves
 does it ask, in one query, which of the awaited tasks are done.
 """
@@ -20,7 +20,7 @@ from shared.store import Store
 logger = logging.getLogger(__name__)
 
 FIRST_CHECK_SECONDS = 0.001
-MAX_CHECK_SECONDS = 0.02
+MAX_CHECK_SECONDS = 0.01
 BACK_OFF = 1.25
 
 

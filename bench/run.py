@@ -153,8 +153,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     del best_latency
     for name in ("QFT-20", "1,000 gates, 16 qubits"):
-        h = r["heavy_raw"][name]
-        rows.append((f"{name}: parse speed-up over qasm3.loads", h["parse_ms"] / h["service_parse_ms"], ">=", 10.0))
+        # qasm3.loads in the raw loop against the parse time the service recorded for the same text.
+        speedup = r["heavy_raw"][name]["parse_ms"] / r["heavy_service"][name]["parse_ms"]
+        rows.append((f"{name}: parse speed-up over qasm3.loads", speedup, ">=", 10.0))
     big = r["heavy_service"]["random, 22 qubits"]
     overhead = (big["total_ms"] - big["simulate_ms"]) / big["total_ms"] * 100
     rows.append(("random 22 qubits: queue overhead, % of total", overhead, "<=", 2.0))
