@@ -155,10 +155,10 @@ WHERE status = :status AND seq < :before
 ORDER BY seq DESC LIMIT :limit
 """
 
-HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted')"
+HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 
 # Moves whenever a task reaches a final state: long-polls re-check their tasks only then.
-FINISHED_VERSION = "SELECT coalesce(sum(value), 0) FROM counters WHERE name LIKE 'finished_%'"
+FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%'"
 
 FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
 

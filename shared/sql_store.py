@@ -1,0 +1,172 @@
+"""What both SQL backends share: every method that differs between them only in its SQL text.
+
+Each backend supplies its statements (a module of named constants, `sql`) and its connections
+(`_connect`, `_transaction`); rows are read by column name, which sqlite3.Row and psycopg's
+dict rows both allow.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any
+
+from shared import rows
+from shared.models import (
+    CancelOutcome,
+    Claim,
+    LeaseStatus,
+    QueueStats,
+    RunDetails,
+    Task,
+    TaskStatus,
+    TaskSummary,
+    WorkerInfo,
+)
+from shared.store import Store
+
+
+class SqlStore(Store):
+    sql: ModuleType
+
+    @abc.abstractmethod
+    def _connect(self, durable: bool = False) -> AbstractContextManager[Any]:
+        """A connection in autocommit mode; durable asks for a commit that survives power loss."""
+
+    @abc.abstractmethod
+    def _transaction(self, durable: bool = False) -> AbstractContextManager[Any]:
+        """A connection inside a write transaction, committed when the block ends."""
+
+    def _claim_context(self) -> AbstractContextManager[Any]:
+        """Where CLAIM_NEXT runs: a plain connection when the statement alone is atomic."""
+        return self._connect()
+
+    def has_work(self) -> bool:
+        with self._connect() as conn:
+            return bool(conn.execute(self.sql.HAS_WORK).fetchone()["found"])
+
+    def finished_version(self) -> float:
+        with self._connect() as conn:
+            return float(conn.execute(self.sql.FINISHED_VERSION).fetchone()["version"])
+
+    # --- the API's side -------------------------------------------------------------------
+
+    def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
+        with self._connect(durable=True) as conn:
+            conn.execute(
+                self.sql.INSERT_TASK, {"id": task_id, "circuit": circuit, "shots": shots, "seed": seed, "now": now}
+            )
+
+    def get_task(self, task_id: str) -> Task | None:
+        with self._connect() as conn:
+            row = conn.execute(self.sql.SELECT_TASK, {"id": task_id}).fetchone()
+        return rows.to_task(row) if row is not None else None
+
+    def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
+        with self._connect() as conn:
+            row = conn.execute(self.sql.SELECT_CIRCUIT, {"id": task_id}).fetchone()
+        return (row["circuit"], row["diagram"]) if row is not None else None
+
+    def list_tasks(
+        self, status: TaskStatus | None, before_seq: int | None, limit: int
+    ) -> tuple[list[TaskSummary], int | None]:
+        params: dict[str, Any] = {"before": before_seq or 2**63 - 1, "limit": limit + 1}
+        query = self.sql.LIST_TASKS
+        if status is not None:
+            query, params["status"] = self.sql.LIST_TASKS_BY_STATUS, status.value
+        with self._connect() as conn:
+            found = conn.execute(query, params).fetchall()
+        items = [rows.to_summary(r) for r in found[:limit]]
+        return items, (items[-1].seq if len(found) > limit else None)
+
+    def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
+        with self._transaction(durable=True) as conn:
+            if conn.execute(self.sql.CANCEL_SUBMITTED, {"id": task_id, "now": now}).fetchone():
+                return CancelOutcome(TaskStatus.CANCELLED, changed=True)
+            if conn.execute(self.sql.REQUEST_CANCEL, {"id": task_id}).fetchone():
+                return CancelOutcome(TaskStatus.PENDING, changed=True)
+            row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
+        return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
+
+    def stats(self, now: float, live_after: float) -> QueueStats:
+        with self._connect() as conn:
+            return rows.queue_stats(
+                counts=conn.execute(self.sql.TASK_COUNTS).fetchall(),
+                counters=conn.execute(self.sql.COUNTERS).fetchall(),
+                buckets=conn.execute(self.sql.HISTOGRAMS).fetchall(),
+                workers=conn.execute(self.sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
+            )
+
+    # --- the worker's side ----------------------------------------------------------------
+
+    def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
+        with self._transaction() as conn:
+            cancelled = conn.execute(self.sql.CANCEL_EXPIRED, {"now": now}).fetchall()
+            failed = conn.execute(self.sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
+            requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
+        return rows.recovered(cancelled, failed, requeued)
+
+    def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
+        with self._claim_context() as conn:
+            row = conn.execute(
+                self.sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
+            ).fetchone()
+        return rows.to_claim(row) if row is not None else None
+
+    def _owned_write(self, query: str, claim: Claim, worker_id: str, **values: Any) -> bool:
+        params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, **values}
+        with self._connect() as conn:
+            return conn.execute(query, params).rowcount == 1
+
+    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
+        params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
+        with self._connect() as conn:
+            row = conn.execute(self.sql.RENEW_LEASE, params).fetchone()
+        if row is None:
+            return LeaseStatus.LOST
+        return LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD
+
+    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
+        return self._owned_write(
+            self.sql.COMPLETE, claim, worker_id, result=json.dumps(result), now=now, **details.__dict__
+        )
+
+    def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
+        return self._owned_write(self.sql.FAIL, claim, worker_id, error=error, now=now, **details.__dict__)
+
+    def mark_cancelled(self, claim: Claim, worker_id: str, now: float) -> bool:
+        return self._owned_write(self.sql.MARK_CANCELLED, claim, worker_id, now=now)
+
+    def release(self, claim: Claim, worker_id: str) -> bool:
+        return self._owned_write(self.sql.RELEASE, claim, worker_id)
+
+    def beat_worker(self, worker: WorkerInfo) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                self.sql.BEAT_WORKER,
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "now": worker.last_heartbeat,
+                    "task_id": worker.task_id,
+                },
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._connect() as conn:
+            conn.execute(self.sql.REMOVE_WORKER, {"id": worker_id})
+
+    def forget_workers(self, silent_since: float) -> None:
+        with self._connect() as conn:
+            conn.execute(self.sql.FORGET_DEAD_WORKERS, {"before": silent_since})
+
+    def prune_finished(self, before: float, limit: int) -> int:
+        with self._connect() as conn:
+            return conn.execute(self.sql.PRUNE_FINISHED, {"before": before, "limit": limit}).rowcount
+
+    def debug_rows(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return [dict(row) for row in conn.execute(self.sql.DEBUG_ROWS)]
