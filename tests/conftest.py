@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests import databases
-from tests.services import Cluster, assert_clean_logs
+from tests.services import Cluster, running_cluster
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
 
@@ -21,16 +21,8 @@ def session_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     if EXTERNAL_URL:
         yield None
         return
-    cluster = Cluster(tmp_path_factory.mktemp("session"))
-    cluster.start_api()
-    cluster.start_worker()
-    cluster.start_worker()
-    yield cluster
-    codes = cluster.stop()
-    cluster.drop()
-    assert all(code == 0 for code in codes.values()), f"a service exited badly: {codes}"
-    for service in cluster.all_services():
-        assert_clean_logs(service)
+    with running_cluster(tmp_path_factory.mktemp("session"), workers=2) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,6 +231,24 @@ class Cluster:
         """Stop everything and remove the database (a PostgreSQL database is dropped)."""
         self.stop()
         self.database.drop()
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path, workers: int = 1, **settings: Any) -> Iterator[Cluster]:
+    """An API and `workers` workers for a whole module or session; on the way out every process
+    must exit 0 on SIGTERM and no log may hold a traceback."""
+    cluster = Cluster(workdir, **settings)
+    try:
+        cluster.start_api()
+        for _ in range(workers):
+            cluster.start_worker()
+        yield cluster
+    finally:
+        codes = cluster.stop()
+        cluster.drop()
+    assert all(code == 0 for code in codes.values()), f"a service exited badly: {codes}"
+    for service in cluster.all_services():
+        assert_clean_logs(service)
 
 
 def assert_clean_logs(service: Service) -> None:

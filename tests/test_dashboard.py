@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.services import BELL_QASM3, ROOT, Cluster, assert_clean_logs, slow_circuit, submit, wait_done
+from tests.services import BELL_QASM3, ROOT, Cluster, running_cluster, slow_circuit, submit, wait_done
 
 pytestmark = pytest.mark.local
 
@@ -39,15 +39,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("dashboard"))
-    cluster.start_api()
-    cluster.start_worker()
-    yield cluster
-    codes = cluster.stop()
-    cluster.drop()
-    assert all(code == 0 for code in codes.values()), codes
-    for service in cluster.all_services():
-        assert_clean_logs(service)
+    with running_cluster(tmp_path_factory.mktemp("dashboard")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, submit, wait_done
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, running_cluster, submit, wait_done
 
 pytestmark = pytest.mark.local
 
@@ -19,15 +19,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A private service with a short task timeout and a secret file beside the worker."""
     workdir = tmp_path_factory.mktemp("hostile")
     (workdir / "secret.inc").write_text(f"{SECRET} q;\n")
-    cluster = Cluster(workdir, TASK_TIMEOUT_SECONDS=4)
-    cluster.start_api()
-    cluster.start_worker()
-    yield cluster
-    codes = cluster.stop()
-    cluster.drop()
-    assert all(code == 0 for code in codes.values()), codes
+    with running_cluster(workdir, TASK_TIMEOUT_SECONDS=4) as cluster:
+        yield cluster
     for service in cluster.all_services():
-        assert_clean_logs(service)
         assert SECRET not in service.log()
 
 
