@@ -74,8 +74,9 @@ def main() -> int:
             threads = 1 if workers > 1 else 0
             with ServiceBench(backend, workers, SIMULATOR_THREADS=threads) as bench:
                 rate = bench.throughput(BELL, n)
+                cpu = bench.cpu_ms_per_task
                 latency = latency_summary(bench.latency(BELL, LATENCY_SAMPLES), raw_single_ms)
-            report["service"][f"{backend}_{workers}w"] = {"throughput": rate, **latency}
+            report["service"][f"{backend}_{workers}w"] = {"throughput": rate, "cpu_ms_per_task": cpu, **latency}
 
     report["huey"] = {}
     for consumers in (1, 2):
@@ -191,6 +192,17 @@ def render(r: dict[str, Any]) -> str:
         lines.append(
             f"| huey (SqliteHuey), {key[:-1]} consumer process(es) | {row['throughput']:.0f} | "
             f"{row['p50_ms']:.1f} / {row['p95_ms']:.1f} / {row['p99_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "| CPU per Bell task during the throughput runs (ms) | API | worker loops | simulations | benchmark client |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, row in r["service"].items():
+        c = row["cpu_ms_per_task"]
+        lines.append(
+            f"| {key.replace('_', ', ').replace('w', ' worker(s)')} | {c['api']:.2f} | {c['worker']:.2f} | "
+            f"{c['simulation']:.2f} | {c['benchmark client']:.2f} |"
         )
     lines += ["", "| API alone (wrk, 2 threads, 16 connections) | POST req/s | GET req/s |", "| --- | ---: | ---: |"]
     for backend, row in r["api"].items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -69,9 +70,24 @@ class ServiceBench:
     def __exit__(self, *exc: object) -> None:
         self.cluster.drop()
 
+    def processes(self) -> dict[str, list[int]]:
+        """The service's processes by role: the API, the worker loops, their simulation children."""
+        assert self.cluster.api is not None
+        workers = [w.pid for w in self.cluster.workers]
+        return {
+            "api": [self.cluster.api.pid],
+            "worker": workers,
+            "simulation": [child for w in self.cluster.workers for child in w.children()],
+        }
+
     def throughput(self, circuit: str, count: int, shots: int = 1024) -> float:
-        """Tasks per second from the first submission to the last completion, as clients see it."""
+        """Tasks per second from the first submission to the last completion, as clients see it.
+
+        Also records in self.cpu_ms_per_task how much CPU each role of the service spent per task.
+        """
         base = self.cluster.base_url
+        roles = self.processes()
+        before = {role: sum(map(_cpu_seconds, pids)) for role, pids in roles.items()}
 
         def one_client(share: int) -> None:
             client = Client(base)
@@ -83,9 +99,16 @@ class ServiceBench:
                 client.close()
 
         started = time.perf_counter()
+        client_before = time.process_time()
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
             list(pool.map(one_client, [count // CLIENT_THREADS] * CLIENT_THREADS))
-        return (count // CLIENT_THREADS) * CLIENT_THREADS / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        done = (count // CLIENT_THREADS) * CLIENT_THREADS
+        self.cpu_ms_per_task = {
+            role: (sum(map(_cpu_seconds, pids)) - before[role]) / done * 1000 for role, pids in roles.items()
+        }
+        self.cpu_ms_per_task["benchmark client"] = (time.process_time() - client_before) / done * 1000
+        return done / elapsed
 
     def latency(self, circuit: str, count: int, shots: int = 1024) -> list[float]:
         """Submit -> completed in seconds for single tasks sent to idle workers, one at a time."""
@@ -125,6 +148,12 @@ class ServiceBench:
                     }
                 )
         return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _epoch(stamp: str) -> float:
