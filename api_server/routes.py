@@ -46,30 +46,40 @@ def optional_timestamp(value: float | None) -> datetime | None:
     return timestamp(value) if value is not None else None
 
 
-def to_public(task: Task) -> TaskPublic:
-    return TaskPublic(
-        task_id=task.id,
-        status=task.status,
-        shots=task.shots,
-        seed=task.seed,
-        attempts=task.attempts or None,
-        created_at=timestamp(task.created_at),
-        started_at=optional_timestamp(task.started_at),
-        finished_at=optional_timestamp(task.finished_at),
-        result=task.result,
-        error=task.error,
-        num_qubits=task.num_qubits,
-        depth=task.depth,
-        duration_ms=_ms(task.duration_ms),
-        parse_ms=_ms(task.parse_ms),
-        transpile_ms=_ms(task.transpile_ms),
-        cancel_requested=True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
-    )
+def rfc3339(value: float) -> str:
+    """UTC, microseconds, `Z`: the form pydantic gives a UTC datetime, without building one."""
+    return datetime.fromtimestamp(value, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def public_view(task: Task) -> dict[str, Any]:
+    """The JSON body of GET /tasks/{task_id} (schema: TaskPublic), with no null fields.
+
+    Built as a plain dict: the task view is the hottest read of the API, and a pydantic model
+    built and dumped per request costs more than the database read behind it.
+    """
+    view: dict[str, Any] = {
+        "task_id": task.id,
+        "status": task.status.value,
+        "shots": task.shots,
+        "seed": task.seed,
+        "attempts": task.attempts or None,
+        "created_at": rfc3339(task.created_at),
+        "started_at": rfc3339(task.started_at) if task.started_at is not None else None,
+        "finished_at": rfc3339(task.finished_at) if task.finished_at is not None else None,
+        "result": task.result,
+        "error": task.error,
+        "num_qubits": task.num_qubits,
+        "depth": task.depth,
+        "duration_ms": _ms(task.duration_ms),
+        "parse_ms": _ms(task.parse_ms),
+        "transpile_ms": _ms(task.transpile_ms),
+        "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
+    }
+    return {key: value for key, value in view.items() if value is not None}
 
 
 def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
-    # Built once here; returning the model instead would make FastAPI validate it a second time.
-    return JSONResponse(status_code=status_code, content=to_public(task).model_dump(mode="json", exclude_none=True))
+    return JSONResponse(status_code=status_code, content=public_view(task))
 
 
 def _ms(value: float | None) -> float | None:
