@@ -160,10 +160,14 @@ class Worker:
 
     def _write(self, write: Callable[[], bool]) -> bool:
         # A result is worth retrying for: the simulation may have taken minutes. Keep trying while
-        # the database is busy; give up only if the lease is gone (the write returns False).
+        # the database is busy; give up if the lease is gone (the write returns False) or a
+        # shutdown's grace has run out (the lease then expires and another worker runs the task).
         while True:
             try:
                 return write()
             except StoreError as error:
+                if self._past_grace():
+                    logger.warning("database write failed at shutdown, leaving the task to its lease: %s", error)
+                    return False
                 logger.warning("database write failed, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
                 time.sleep(STORE_RETRY_SECONDS)
