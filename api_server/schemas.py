@@ -8,16 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from shared.config import get_settings
+from shared.examples import BELL_QASM3
 from shared.models import TaskStatus
-
-BELL_QASM3 = """OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-"""
 
 _settings = get_settings()
 MAX_SEED = 2**63 - 1

@@ -5,14 +5,9 @@ from __future__ import annotations
 import math
 import random
 
-BELL = """OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-"""
+from shared.examples import BELL_QASM3
+
+BELL = BELL_QASM3
 
 
 def qft(n: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from shared.examples import BELL_QASM3 as BELL_QASM3  # re-exported for the tests
 from tests.databases import FreshDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,14 +23,6 @@ T = TypeVar("T")
 
 TERMINAL = {"completed", "failed"}
 
-BELL_QASM3 = """OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-"""
 
 BELL_QASM2 = """OPENQASM 2.0;
 include "qelib1.inc";

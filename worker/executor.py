@@ -29,6 +29,8 @@ from qiskit.transpiler import PassManager
 from qiskit.transpiler.passes import BasisTranslator, HighLevelSynthesis
 from qiskit_aer import AerSimulator
 
+from shared.examples import BELL_QASM3
+
 logger = logging.getLogger(__name__)
 
 ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
@@ -37,14 +39,7 @@ ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
 DRAW_MAX_OPERATIONS = 80
 DRAW_MAX_QUBITS = 16
 DRAW_MAX_CHARS = 100_000
-WARM_UP_CIRCUIT = """OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-"""
+WARM_UP_CIRCUIT = BELL_QASM3
 MAX_ERROR_CHARS = 500
 
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
