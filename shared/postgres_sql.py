@@ -3,6 +3,7 @@
 from shared.sqlite_sql import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
 
 CHANNEL = "qtq_tasks"
+LISTEN = f"LISTEN {CHANNEL}"
 # Counter rows are spread over shards chosen by the writing backend's pid, so concurrent
 # transactions from many API and worker connections rarely wait on the same row.
 SHARDS = 16

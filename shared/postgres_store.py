@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = len(sql.MIGRATIONS)
 POOL_TIMEOUT_SECONDS = 10.0
+# While LISTENing, an idle worker still looks for work this often, in case a NOTIFY was missed.
+LISTEN_SAFETY_POLL_SECONDS = 1.0
 
 
 def _one(cursor: psycopg.Cursor[Any]) -> Any:
@@ -112,16 +114,27 @@ class PostgresStore(SqlStore):
         with self._connect() as conn:
             return [row["id"] for row in conn.execute(sql.FINISHED_AMONG, {"ids": task_ids})]
 
+    def listen(self) -> None:
+        if not self.listens or (self._listener is not None and not self._listener.closed):
+            return
+        try:
+            self._listener = psycopg.connect(self.url, autocommit=True)
+            self._listener.execute(sql.LISTEN)
+        except psycopg.Error as error:
+            logger.warning("cannot LISTEN yet, polling until the database answers: %s", error)
+            self._listener = None
+
     def wait_for_work(self, timeout: float) -> None:
-        """Block until a NOTIFY says a task arrived, or timeout seconds pass."""
+        """Block until a NOTIFY says a task arrived; the poll behind it is slow (a safety net only)."""
         if not self.listens:
             time.sleep(timeout)
             return
         try:
-            if self._listener is None or self._listener.closed:
-                self._listener = psycopg.connect(self.url, autocommit=True)
-                self._listener.execute(f"LISTEN {sql.CHANNEL}")
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+            self.listen()
+            if self._listener is None:
+                time.sleep(min(timeout, 1.0))
+                return
+            for _ in self._listener.notifies(timeout=max(timeout, LISTEN_SAFETY_POLL_SECONDS), stop_after=1):
                 pass
         except psycopg.Error as error:
             logger.warning("LISTEN connection failed, polling instead until it is back: %s", error)

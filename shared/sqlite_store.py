@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from shared import sqlite_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
 from shared.sql_store import SqlStore
+from shared.wakeup import WakeSocket, wake_all
 
 SCHEMA_VERSION = len(sql.MIGRATIONS)
 
@@ -26,9 +27,13 @@ class SqliteStore(SqlStore):
 
     sql = sql
 
+    # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).
+    listens = True
+
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        self._doorbell: WakeSocket | None = None
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -124,7 +129,23 @@ class SqliteStore(SqlStore):
                 found += [row["id"] for row in conn.execute(query, chunk)]
         return found
 
+    def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
+        super().create_task(task_id, circuit, shots, seed, now)
+        wake_all(self.path)
+
+    def listen(self) -> None:
+        if self._doorbell is None:
+            self._doorbell = WakeSocket(self.path)
+
+    def wait_for_work(self, timeout: float) -> None:
+        self.listen()
+        assert self._doorbell is not None
+        self._doorbell.wait(timeout)
+
     def close(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.close()
+            self._doorbell = None
         with self._lock:
             connections, self._connections = self._connections, []
         for conn in connections:

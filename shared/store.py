@@ -25,6 +25,10 @@ class Store(abc.ABC):
     #: True when idle workers can block in wait_for_work() until a task arrives (LISTEN/NOTIFY).
     listens: bool = False
 
+    def listen(self) -> None:
+        """Start receiving new-task wake-ups, before the first look for work (backends that listen)."""
+        raise NotImplementedError
+
     def wait_for_work(self, timeout: float) -> None:
         """Block until new work may have arrived or timeout seconds pass (backends that listen)."""
         raise NotImplementedError

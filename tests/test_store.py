@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,3 +265,13 @@ def test_claim_finds_the_next_task_through_an_index(store: Store, tmp_path: Path
         plan = store.explain_claim()
         assert '"Node Type": "Index' in plan, plan
         assert "Seq Scan" not in plan and '"Node Type": "Sort"' not in plan, plan
+
+
+def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
+    """SQLite's wake-up socket or PostgreSQL's NOTIFY ends a 30-second wait at once."""
+    store.listen()
+    waiter = threading.Thread(target=store.wait_for_work, args=(30.0,))
+    waiter.start()
+    store.create_task("t", "c", 10, None, now=1.0)  # rings even if the wait has not begun yet
+    waiter.join(10)
+    assert not waiter.is_alive(), "the submission did not wake the waiting worker"

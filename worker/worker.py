@@ -23,8 +23,7 @@ from worker.sandbox import Outcome, RunResult, SimulationChild
 logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
-# With LISTEN/NOTIFY an idle worker wakes on each new task; this slow poll is only the safety net.
-LISTEN_SAFETY_POLL_SECONDS = 1.0
+MAX_IDLE_WAIT_SECONDS = 1.0
 
 
 def new_worker_id() -> str:
@@ -66,6 +65,8 @@ class Worker:
         self.child.start()
         self.housekeeper.start()
         self.leases.start()
+        if self.store.listens:
+            self.store.listen()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         try:
@@ -92,8 +93,11 @@ class Worker:
         return handled
 
     def _idle(self) -> None:
+        # A new task wakes the worker at once (PostgreSQL NOTIFY, or SQLite's wake-up socket);
+        # the poll interval is only the safety net. A signal does not cut that wait short, so it
+        # lasts at most a second, which bounds how long a SIGTERM waits on an idle worker.
         if self.store.listens:
-            self.store.wait_for_work(LISTEN_SAFETY_POLL_SECONDS)
+            self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
         else:
             self._stopping.wait(self.settings.poll_interval_seconds)
 

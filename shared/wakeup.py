@@ -1,0 +1,73 @@
+"""Wake idle workers on one machine the moment a task is stored (the SQLite counterpart of NOTIFY).
+
+Each idle worker binds a Unix datagram socket in a folder beside the database file; after each
+insert the API sends an empty datagram to every socket there. A lost datagram costs nothing:
+the worker's poll is still the safety net. No SQL, no payload, nothing to parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import uuid
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def wake_folder(database_path: str) -> Path:
+    return Path(database_path + ".wake")
+
+
+def wake_all(database_path: str) -> None:
+    """Nudge every worker listening beside this database; never raises."""
+    folder = wake_folder(database_path)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.setblocking(False)
+        for name in names:
+            with contextlib.suppress(OSError):  # a worker that died leaves a socket nobody reads
+                sender.sendto(b"", str(folder / name))
+
+
+class WakeSocket:
+    """One worker's doorbell: wait() returns at the first datagram or after the timeout."""
+
+    def __init__(self, database_path: str) -> None:
+        self.path: Path | None = None
+        self.sock: socket.socket | None = None
+        folder = wake_folder(database_path)
+        try:
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{uuid.uuid4().hex[:12]}.sock"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(str(path))
+            sock.setblocking(False)
+        except OSError as error:  # a read-only folder, a path too long for a socket: keep polling
+            logger.warning("no wake-up socket beside the database, polling only: %s", error)
+            return
+        self.path, self.sock = path, sock
+
+    def wait(self, timeout: float) -> None:
+        if self.sock is None:
+            select.select([], [], [], timeout)
+            return
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if ready:
+            with contextlib.suppress(BlockingIOError):
+                while True:  # several submissions may have rung; one wake-up serves them all
+                    self.sock.recv(1)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self.sock = self.path = None
