@@ -283,8 +283,3 @@ DELETE FROM tasks WHERE seq IN (
     LIMIT %(limit)s
 )
 """
-
-DEBUG_ROWS = """
-SELECT id, status, attempts, worker_id, started_at, finished_at, lease_expires_at
-FROM tasks ORDER BY seq
-"""

@@ -166,7 +166,3 @@ class SqlStore(Store):
     def prune_finished(self, before: float, limit: int) -> int:
         with self._connect() as conn:
             return conn.execute(self.sql.PRUNE_FINISHED, {"before": before, "limit": limit}).rowcount
-
-    def debug_rows(self) -> list[dict[str, Any]]:
-        with self._connect() as conn:
-            return [dict(row) for row in conn.execute(self.sql.DEBUG_ROWS)]

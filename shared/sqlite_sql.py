@@ -278,8 +278,3 @@ DELETE FROM tasks WHERE seq IN (
 
 # For the tests and operators: how SQLite finds the row CLAIM_NEXT takes.
 EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1"
-
-DEBUG_ROWS = """
-SELECT id, status, attempts, worker_id, started_at, finished_at, lease_expires_at
-FROM tasks ORDER BY seq
-"""

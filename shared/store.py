@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
 
 from shared.config import Settings
 from shared.models import (
@@ -129,10 +128,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def explain_claim(self) -> str:
         """The database's plan for finding the next task to claim (it must use an index)."""
-
-    @abc.abstractmethod
-    def debug_rows(self) -> list[dict[str, Any]]:
-        """Every row's bookkeeping columns; for tests and operators, not for the API."""
 
 
 def open_store(settings: Settings, pool_size: int = 10) -> Store:
