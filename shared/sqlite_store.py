@@ -39,7 +39,10 @@ class SqliteStore(SqlStore):
         self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
-        inode = os.stat(self.path).st_ino if os.path.exists(self.path) else None
+        try:
+            inode: int | None = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = None
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "inode", None) != inode:
             self._discard(conn)
