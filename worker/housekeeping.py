@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from shared.config import Settings
@@ -28,11 +29,13 @@ class Housekeeper:
     task still recovers the tasks of a dead one.
     """
 
-    def __init__(self, store: Store, settings: Settings, worker_id: str) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, worker_id: str, task_in_hand: Callable[[], str | None]
+    ) -> None:
         self.store = store
         self.settings = settings
         self.interval = min(settings.lease_seconds / 3, 5.0)
-        self.task_id: str | None = None
+        self.task_in_hand = task_in_hand
         self.info = WorkerInfo(
             id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
         )
@@ -50,7 +53,7 @@ class Housekeeper:
     def _tick(self) -> None:
         try:
             now = time.time()
-            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_id))
+            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_in_hand()))
             self.sweep(now)
         except StoreError as error:
             logger.warning("housekeeping failed, will retry: %s", error)

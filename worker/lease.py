@@ -55,6 +55,11 @@ class LeaseKeeper:
     def drop(self) -> None:
         self._held = None
 
+    def task_id(self) -> str | None:
+        """The task this worker holds right now, if any."""
+        held = self._held
+        return held.claim.task_id if held is not None else None
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             held = self._held

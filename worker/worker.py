@@ -41,8 +41,8 @@ class Worker:
         self.child = SimulationChild(settings.worker_max_memory_mb, settings.simulator_threads)
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
-        self.housekeeper = Housekeeper(store, settings, self.worker_id)
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
+        self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self.leases.task_id)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Signal handler: only set a flag; the loop does the rest."""
@@ -116,7 +116,6 @@ class Worker:
             claim.attempt,
             waited_ms,
         )
-        self.housekeeper.task_id = claim.task_id
         held = self.leases.hold(claim)
         try:
             result = self.child.run(
@@ -128,7 +127,6 @@ class Worker:
             )
         finally:
             self.leases.drop()
-        self.housekeeper.task_id = None
         elapsed_ms = (time.monotonic() - started) * 1000
         self._record(claim, result, elapsed_ms, held)
 
