@@ -54,7 +54,7 @@ def _heavy_split(circuit: str, repeats: int) -> dict[str, Any]:
     from qiskit import qasm3, transpile
     from qiskit_aer import AerSimulator
 
-    from worker import executor
+    from worker import parsing
 
     simulator = AerSimulator()
     parse, fast_parse, transpiled, run = [], [], [], []
@@ -67,7 +67,7 @@ def _heavy_split(circuit: str, repeats: int) -> dict[str, Any]:
         t2 = time.perf_counter()
         simulator.run(native, shots=SHOTS, seed_simulator=1).result().get_counts()
         t3 = time.perf_counter()
-        fast = executor.parse(circuit)
+        fast = parsing.parse(circuit)
         t4 = time.perf_counter()
         identical = identical and fast == parsed
         parse.append(t1 - t0)

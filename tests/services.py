@@ -21,7 +21,7 @@ from tests.databases import FreshDatabase
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
-TERMINAL = {"completed", "failed"}
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 BELL_QASM2 = """OPENQASM 2.0;
@@ -61,7 +61,7 @@ def free_port() -> int:
 
 
 def wait_done(client: httpx.Client, task_id: str, timeout: float = 60) -> dict[str, Any]:
-    """Poll GET /tasks/{id} until the task is completed or failed."""
+    """Poll GET /tasks/{id} until the task is completed, failed or cancelled."""
 
     def finished() -> dict[str, Any] | None:
         body = client.get(f"/tasks/{task_id}").json()
@@ -245,6 +245,7 @@ def running_cluster(workdir: Path, workers: int = 1, **settings: Any) -> Iterato
 
 
 def assert_clean_logs(service: Service) -> None:
-    """No traceback ever reaches a log: every failure is a one-line message."""
+    """No traceback or Rust panic ever reaches a log: every failure is a one-line message."""
     text = service.log()
     assert "Traceback" not in text, f"{service.name} logged a traceback:\n{text[-4000:]}"
+    assert "panicked at" not in text, f"{service.name} logged a parser panic:\n{text[-4000:]}"

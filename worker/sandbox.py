@@ -11,6 +11,8 @@ import enum
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
+import resource
 import signal
 import time
 from collections.abc import Callable
@@ -18,12 +20,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.models import RunDetails
+from worker.circuit_limits import CircuitLimits
+from worker.messages import memory_limit_error
 
 logger = logging.getLogger(__name__)
 
 READY = "ready"
 START_TIMEOUT_SECONDS = 300.0
 _PR_SET_PDEATHSIG = 1
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+# The child is stopped once its resident memory passes WORKER_MAX_MEMORY_MB plus this margin
+# (the interpreter, Qiskit and Aer take ~120 MiB before any circuit), checked every
+# MEMORY_CHECK_SECONDS while it runs. Growth seen from hostile circuits is at most a few hundred
+# MiB/s, so the overshoot stays within tens of MiB.
+RSS_MARGIN_MB = 256
+MEMORY_CHECK_SECONDS = 0.02
+# A backstop the kernel enforces even if the parent stalls: the child's address space may grow
+# by WORKER_MAX_MEMORY_MB plus this margin (thread stacks and allocator arenas are reserved,
+# not used, so they need room) over what it held after its warm-up.
+ADDRESS_SPACE_MARGIN_MB = 1024
 
 
 class Outcome(enum.Enum):
@@ -52,15 +68,28 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int, threads: int) -> None:
+def _limit_address_space(max_memory_mb: int) -> None:
+    with open("/proc/self/statm") as statm:
+        reserved = int(statm.read().split()[0]) * _PAGE_BYTES
+    limit = reserved + (max_memory_mb + ADDRESS_SPACE_MARGIN_MB) * MIB
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _child_main(
+    conn: multiprocessing.connection.Connection, max_memory_mb: int, threads: int, limits: CircuitLimits
+) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what happens to a running task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     from worker import executor
 
-    simulator = executor.Simulator(max_memory_mb, threads)
+    simulator = executor.Simulator(max_memory_mb, threads, limits)
     warm = executor.execute(simulator, executor.WARM_UP_CIRCUIT, 16, 0)
+    _limit_address_space(max_memory_mb)
     conn.send((READY, warm))
     while True:
         try:
@@ -76,9 +105,11 @@ def _child_main(conn: multiprocessing.connection.Connection, max_memory_mb: int,
 class SimulationChild:
     """Owns one child process; restarts it after a crash, a timeout or an abort."""
 
-    def __init__(self, max_memory_mb: int, threads: int = 0) -> None:
+    def __init__(self, max_memory_mb: int, threads: int = 0, limits: CircuitLimits | None = None) -> None:
         self.max_memory_mb = max_memory_mb
         self.threads = threads
+        self.limits = limits or CircuitLimits()
+        self.max_rss_bytes = (max_memory_mb + RSS_MARGIN_MB) * MIB
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -91,7 +122,10 @@ class SimulationChild:
         """Start the child and wait until its imports are done and Aer has run once."""
         parent_conn, child_conn = self._context.Pipe()
         process = self._context.Process(
-            target=_child_main, args=(child_conn, self.max_memory_mb, self.threads), name="simulation", daemon=True
+            target=_child_main,
+            args=(child_conn, self.max_memory_mb, self.threads, self.limits),
+            name="simulation",
+            daemon=True,
         )
         process.start()
         child_conn.close()
@@ -145,8 +179,9 @@ class SimulationChild:
             self._conn.send((circuit, shots, seed))
         except (BrokenPipeError, OSError):
             return self._crashed()
+        next_check = time.monotonic() + check_every
         while True:
-            wait_for = min(check_every, max(0.0, deadline - time.monotonic()))
+            wait_for = min(MEMORY_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))
             ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
             if self._conn in ready:
                 try:
@@ -154,17 +189,38 @@ class SimulationChild:
                 except (EOFError, OSError):
                     return self._crashed()
                 details = RunDetails.from_reply(reply)
+                if reply.get("memory_exceeded"):
+                    self.kill()  # a MemoryError may have left the interpreter in a poor state
                 if "error" in reply:
                     return RunResult(Outcome.ERROR, error=reply["error"], details=details)
                 return RunResult(Outcome.COUNTS, counts=reply["counts"], details=details)
             if ready:  # the sentinel alone: the child died without answering
                 return self._crashed()
-            if time.monotonic() >= deadline:
+            if self._resident_bytes() > self.max_rss_bytes:
+                logger.warning(
+                    "simulation process %s passed WORKER_MAX_MEMORY_MB=%d plus %d MiB; stopping it",
+                    self.pid,
+                    self.max_memory_mb,
+                    RSS_MARGIN_MB,
+                )
+                self.kill()
+                return RunResult(Outcome.ERROR, error=memory_limit_error(self.max_memory_mb))
+            now = time.monotonic()
+            if now >= deadline:
                 self.kill()
                 return RunResult(Outcome.TIMEOUT)
-            if should_abort():
-                self.kill()
-                return RunResult(Outcome.ABORTED)
+            if now >= next_check:
+                next_check = now + check_every
+                if should_abort():
+                    self.kill()
+                    return RunResult(Outcome.ABORTED)
+
+    def _resident_bytes(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * _PAGE_BYTES
+        except (OSError, ValueError, IndexError):
+            return 0  # gone: the sentinel says so on the next wait
 
     def _crashed(self) -> RunResult:
         assert self._process is not None

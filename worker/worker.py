@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.errors import StoreError
 from shared.models import Claim
 from shared.store import Store
+from worker.circuit_limits import CircuitLimits
 from worker.housekeeping import Housekeeper
 from worker.lease import HeldLease, LeaseKeeper
 from worker.sandbox import Outcome, RunResult, SimulationChild
@@ -38,7 +39,13 @@ class Worker:
         self.settings = settings
         self.store = store
         self.worker_id = worker_id or new_worker_id()
-        self.child = SimulationChild(settings.worker_max_memory_mb, settings.simulator_threads)
+        limits = CircuitLimits(
+            max_qubits=settings.max_qubits,
+            max_clbits=settings.max_clbits,
+            max_loop_iterations=settings.max_loop_iterations,
+            max_unrolled_operations=settings.max_unrolled_operations,
+        )
+        self.child = SimulationChild(settings.worker_max_memory_mb, settings.simulator_threads, limits)
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
