@@ -31,6 +31,8 @@ def _run(module: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess
         ("api_server.main", "API_PORT", "70000"),
         ("api_server.main", "MAX_SHOTS", "0"),
         ("api_server.main", "DEBUG", "maybe"),
+        ("api_server.main", "ALLOWED_HOSTS", "[]"),
+        ("api_server.main", "ALLOWED_HOSTS", "[not json"),
         ("worker.main", "LEASE_SECONDS", "-1"),
         ("worker.main", "POLL_INTERVAL_SECONDS", "soon"),
         ("worker.main", "TASK_TIMEOUT_SECONDS", "0"),
