@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,13 @@ def test_every_answer_says_nosniff_and_no_referrer(client: TestClient) -> None:
     for response in (client.get("/tasks"), client.get("/tasks/nope"), client.post(CANCEL, headers=JSON)):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id"])
+def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    policy = {part.split()[0]: part.split()[1:] for part in response.headers["content-security-policy"].split("; ")}
+    assert policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "<script>" not in response.text and not re.search(r"\son[a-z]+\s*=", response.text)
+    assert 'src="/static/app.js"' in response.text
