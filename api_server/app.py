@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import dashboard, docs, errors, monitoring
+from api_server import dashboard, descriptors, docs, errors, monitoring
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -34,6 +35,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(descriptors.handle_loop_exception)
         store.initialize()
         app.state.watcher.start()
         if settings.listens_on_all_addresses and settings.allowed_hosts is None:
@@ -47,6 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         yield
         await app.state.watcher.stop()
         store.close()
+        loop.set_exception_handler(previous_handler)
 
     app = FastAPI(
         title="Quantum Task Queue",

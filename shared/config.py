@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[
         list[Annotated[str, Field(pattern=HOST_PATTERN)]] | None, NoDecode, BeforeValidator(_host_list)
     ] = Field(None, min_length=1)
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

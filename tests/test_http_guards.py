@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import re
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api_server import descriptors
 from api_server.app import create_app
 from shared.config import Settings
 
@@ -183,3 +186,27 @@ def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, pa
     assert policy["frame-ancestors"] == ["'none'"]
     assert "<script>" not in response.text and not re.search(r"\son[a-z]+\s*=", response.text)
     assert 'src="/static/app.js"' in response.text
+
+
+def test_running_out_of_descriptors_on_accept_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(descriptors, "_last_report", float("-inf"))
+    loop = asyncio.new_event_loop()
+    passed_on: list[dict[str, Any]] = []
+    monkeypatch.setattr(loop, "default_exception_handler", passed_on.append)
+    # What asyncio's selector loop reports when accept() fails with EMFILE.
+    context = {"message": "socket.accept() out of system resource", "exception": OSError(errno.EMFILE, "Too many")}
+    try:
+        with caplog.at_level(logging.WARNING, logger="api_server.descriptors"):
+            descriptors.handle_loop_exception(loop, context)
+            descriptors.handle_loop_exception(loop, context)  # within REPORT_EVERY_SECONDS: not again
+            other = {"message": "Task exception was never retrieved", "exception": ValueError("x")}
+            descriptors.handle_loop_exception(loop, other)
+    finally:
+        loop.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"refusing connections: out of file descriptors (limit {descriptors.descriptor_limit()})"
+    ]
+    assert caplog.records[0].exc_info is None
+    assert passed_on == [other]

@@ -33,6 +33,7 @@ def _run(module: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess
         ("api_server.main", "DEBUG", "maybe"),
         ("api_server.main", "ALLOWED_HOSTS", "[]"),
         ("api_server.main", "ALLOWED_HOSTS", "[not json"),
+        ("api_server.main", "HEADER_TIMEOUT_SECONDS", "0"),
         ("worker.main", "LEASE_SECONDS", "-1"),
         ("worker.main", "POLL_INTERVAL_SECONDS", "soon"),
         ("worker.main", "TASK_TIMEOUT_SECONDS", "0"),
