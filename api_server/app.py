@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import dashboard, docs, errors, monitoring
+from api_server import dashboard, descriptors, docs, errors, monitoring
+from api_server.csrf import CsrfGuard
+from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
 from api_server.routes import router
 from api_server.waiters import CompletionWatcher
@@ -31,12 +35,23 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(descriptors.handle_loop_exception)
         store.initialize()
         app.state.watcher.start()
+        if settings.listens_on_all_addresses and settings.allowed_hosts is None:
+            logger.warning(
+                "API_HOST is %s but ALLOWED_HOSTS is not set: only requests for %s are answered; "
+                "set ALLOWED_HOSTS to the names clients use",
+                settings.api_host,
+                ", ".join(settings.trusted_hosts),
+            )
         logger.info("API ready on database %s", settings.database_label)
         yield
         await app.state.watcher.stop()
         store.close()
+        loop.set_exception_handler(previous_handler)
 
     app = FastAPI(
         title="Quantum Task Queue",
@@ -58,5 +73,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(docs.router)
     app.mount("/static", dashboard.static_files, name="static")
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
+    # The last added runs first: headers on every answer, then the Host check, then the write rules.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CsrfGuard)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False)
+    app.add_middleware(SecurityHeaders)
     return app

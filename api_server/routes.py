@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import (
     ERROR_RESPONSES,
+    WRITE_ERROR_RESPONSES,
     CircuitView,
     Conflict,
     Message,
@@ -139,6 +140,7 @@ def list_tasks(
     responses={
         202: {"headers": {"Location": {"description": "/tasks/{task_id}", "schema": {"type": "string"}}}},
         413: {"model": Message, "description": "The circuit is over MAX_CIRCUIT_BYTES, or the body is far too large."},
+        **WRITE_ERROR_RESPONSES,
         **ERROR_RESPONSES,
     },
 )
@@ -185,6 +187,7 @@ def get_circuit(task_id: str, store: StoreDep) -> CircuitView:
         202: {"model": TaskPublic, "description": "The task is running; its worker stops it within about a second."},
         409: {"model": Conflict, "description": "The task is already completed, failed or cancelled."},
         **NOT_FOUND_RESPONSE,
+        **WRITE_ERROR_RESPONSES,
         **ERROR_RESPONSES,
     },
 )

@@ -202,3 +202,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationMessage, "description": "A field is missing, has the wrong type or is out of range."},
     503: {"model": Message, "description": "The database is busy or unreachable; retry after `Retry-After` seconds."},
 }
+
+# Answered by api_server.csrf before any route runs.
+WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"model": Message, "description": "Sent by a page on another origin (`Origin`, `Sec-Fetch-Site`)."},
+    415: {"model": Message, "description": "The body is not sent as `Content-Type: application/json`."},
+}

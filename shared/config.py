@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
 
@@ -17,6 +18,24 @@ from shared.errors import ConfigError
 def _empty_is_unset(value: object) -> object:
     """`KEY=` in .env or the environment means "not set", as for any optional setting."""
     return None if value == "" else value
+
+
+def _host_list(value: object) -> object:
+    """ALLOWED_HOSTS from the environment: a JSON list, or names separated by commas; empty is unset."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        return json.loads(text)
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+# A name, an IPv4 address, a bracketed IPv6 address, `*.example.org`, or `*` alone (any host).
+HOST_PATTERN = r"^(\*|(\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::")
 
 
 def _half_of_memory_mb() -> int:
@@ -37,6 +56,10 @@ class Settings(BaseSettings):
 
     api_host: str = Field("127.0.0.1", min_length=1)
     api_port: int = Field(8000, ge=1, le=65535)
+    allowed_hosts: Annotated[
+        list[Annotated[str, Field(pattern=HOST_PATTERN)]] | None, NoDecode, BeforeValidator(_host_list)
+    ] = Field(None, min_length=1)
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -70,6 +93,22 @@ class Settings(BaseSettings):
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.database_url)
 
     @property
+    def listens_on_all_addresses(self) -> bool:
+        """API_HOST is a wildcard address: clients reach the API under names this process cannot know."""
+        return self.api_host in WILDCARD_ADDRESSES
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host header names the API answers: ALLOWED_HOSTS, or the loopback names and API_HOST."""
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        hosts = list(LOOPBACK_HOSTS)
+        own = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        if not self.listens_on_all_addresses and own.lower() not in hosts:
+            hosts.append(own.lower())
+        return hosts
+
+    @property
     def max_body_bytes(self) -> int:
         """Largest request body read: a circuit at its limit, JSON-escaped, plus room for the rest."""
         return 2 * self.max_circuit_bytes + 64 * 1024
@@ -78,7 +117,9 @@ class Settings(BaseSettings):
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        key = "_".join(str(p) for p in item["loc"]).upper() or "settings"
+        # ("allowed_hosts", 0) -> ALLOWED_HOSTS[0]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f"_{p}" for p in item["loc"]).lstrip("_").upper()
+        key = key or "settings"
         parts.append(f"{key}: {item['msg']} (got {item.get('input')!r})" if item["loc"] else item["msg"])
     return "; ".join(parts)
 

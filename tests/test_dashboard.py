@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.services import BELL_QASM3, ROOT, Cluster, running_cluster, slow_circuit, submit, wait_done
+from tests.services import (
+    BELL_QASM3,
+    ROOT,
+    Cluster,
+    free_port,
+    running_cluster,
+    slow_circuit,
+    submit,
+    wait_done,
+    wait_for,
+)
 
 pytestmark = pytest.mark.local
 
@@ -141,3 +155,104 @@ def test_swagger_ui_works_offline_and_runs_bell(page: Page, dashboard: Cluster) 
     assert all(url.startswith(dashboard.base_url) for url in requested), [
         url for url in requested if not url.startswith(dashboard.base_url)
     ]
+
+
+# Recorded before any page script runs (Playwright's init scripts are not subject to the page's CSP).
+RECORD_CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.cspViolations.push(e.violatedDirective));
+"""
+
+
+def test_a_completed_task_renders_under_the_content_security_policy(page: Page, dashboard: Cluster) -> None:
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    with dashboard.client() as client:
+        task_id = submit(client, BELL_QASM3, seed=11)
+        wait_done(client, task_id)
+    response = page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator("#status")).to_have_attribute("data-status", "completed")
+    expect(page.locator("#histogram svg rect.bar")).to_have_count(2)
+    expect(page.locator("#diagram")).to_contain_text("┤ H ├")
+    page.goto(dashboard.base_url + "/")
+    expect(page.locator("#summary .card")).to_have_count(5)
+    expect(page.locator("#tasks tbody tr").first).to_contain_text("completed")
+    assert page.evaluate("window.cspViolations") == []
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+    # The policy is in force, and the recorder sees a breach: injected inline script does not run.
+    page.evaluate(
+        "document.body.append(Object.assign(document.createElement('script'), {textContent: 'window.ran = 1'}))"
+    )
+    wait_for(lambda: page.evaluate("window.cspViolations").count("script-src-elem") == 1, 10, "the CSP report")
+    assert page.evaluate("window.ran") is None
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def attacker_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Another origin: a static web server on its own port, reached as http://localhost:PORT."""
+    site = tmp_path / "attacker"
+    site.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(_QuietHandler, directory=site))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}", site
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_a_page_on_another_origin_cannot_cancel_tasks(
+    page: Page, dashboard: Cluster, attacker_site: tuple[str, Path]
+) -> None:
+    attacker_url, site = attacker_site
+    api = dashboard.base_url  # http://127.0.0.1:PORT: another origin than http://localhost:OTHER
+    refused = lambda: dashboard.api.log().count("refused POST /tasks/")  # noqa: E731
+    refused_before = refused()
+    with dashboard.client() as client:
+        running = submit(client, slow_circuit(60_000), shots=10)
+        queued = submit(client, BELL_QASM3)
+        wait_for(lambda: client.get(f"/tasks/{running}").json()["status"] == "pending", 30, "the slow task to run")
+        (site / "attack.html").write_text(
+            f"""<!doctype html>
+<iframe name="sink"></iframe>
+<form id="form" method="POST" action="{api}/tasks/{queued}/cancel" target="sink">
+  <input name="confirm" value="yes">
+</form>
+<form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink" enctype="text/plain">
+  <input name="x" value="y">
+</form>
+<script>
+  document.getElementById("form").submit();
+  setTimeout(() => document.getElementById("text-form").submit(), 200);
+  Promise.allSettled([
+    fetch("{api}/tasks/{running}/cancel", {{method: "POST", mode: "no-cors"}}),
+    fetch("{api}/tasks/{queued}/cancel", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
+  ]).then(() => {{ document.title = "sent"; }});
+</script>
+"""
+        )
+        page.goto(f"{attacker_url}/attack.html")
+        expect(page).to_have_title("sent")
+
+        def harmed() -> bool:
+            queued_view, running_view = (client.get(f"/tasks/{t}").json() for t in (queued, running))
+            return queued_view["status"] != "submitted" or "cancel_requested" in running_view
+
+        # The browser sent all four requests and the API refused each of them, or the harm is done.
+        wait_for(lambda: refused() - refused_before == 4 or harmed(), 15, "the four cross-site requests")
+        assert not harmed(), "a page on another origin cancelled a task"
+        assert client.get(f"/tasks/{running}").json()["status"] == "pending"
+        assert refused() - refused_before == 4
+        # The dashboard's own Cancel button (same origin) still works.
+        page.goto(f"{api}/ui/tasks/{running}")
+        page.click("#cancel-button")
+        expect(page.locator("#status")).to_have_attribute("data-status", "cancelled", timeout=30_000)
+        client.post(f"/tasks/{queued}/cancel")

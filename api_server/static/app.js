@@ -241,3 +241,7 @@ const QTQ = (() => {
 
   return { indexPage, taskPage, histogram };
 })();
+
+// No inline script (the pages' Content-Security-Policy forbids it): each page names itself instead.
+if (document.body.dataset.page === "index") QTQ.indexPage();
+if (document.body.dataset.page === "task") QTQ.taskPage();

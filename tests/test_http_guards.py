@@ -1,0 +1,212 @@
+"""In-process: what the cross-site, content-type and Host rules refuse, and the headers every answer carries."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_server import descriptors
+from api_server.app import create_app
+from shared.config import Settings
+
+BASE = "http://127.0.0.1:8000"
+CANCEL = "/tasks/no-such-task/cancel"  # refused before routing, or 404 once let through
+JSON = {"content-type": "application/json"}
+
+
+def _settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"), **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(_settings(tmp_path)), base_url=BASE) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://evil.example"},
+        {"origin": "http://localhost:8000"},  # another origin, though the same machine
+        {"origin": "http://127.0.0.1:8001"},
+        {"origin": "https://127.0.0.1:8000"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "cross-site", "origin": BASE},
+    ],
+)
+def test_a_cross_site_write_is_refused_with_403(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.post(CANCEL, headers={**JSON, **headers})
+    assert response.status_code == 403
+    detail = response.json()["detail"]
+    assert "refused" in detail and "\n" not in detail
+    submit = client.post("/tasks", json={"circuit": "OPENQASM 3.0;"}, headers=headers)
+    assert submit.status_code == 403
+    assert client.get("/tasks", params={"limit": 1}).json()["items"] == []  # nothing was stored
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, Python clients
+        {"origin": BASE},
+        {"origin": "HTTP://127.0.0.1:8000"},
+        {"sec-fetch-site": "same-origin", "origin": BASE},
+        {"sec-fetch-site": "none"},  # typed into the address bar, or a bookmark
+    ],
+)
+def test_a_same_origin_or_headerless_write_goes_through(client: TestClient, headers: dict[str, str]) -> None:
+    assert client.post(CANCEL, headers={**JSON, **headers}).status_code == 404
+    assert client.post(CANCEL, headers=headers).status_code == 404  # `curl -X POST .../cancel`: no body, no type
+
+
+def test_the_origin_is_compared_with_the_host_the_request_names(tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path, allowed_hosts=["qtq.example.org"]))
+    with TestClient(app, base_url="https://qtq.example.org") as client:
+        ok = client.post(CANCEL, headers={"origin": "https://qtq.example.org:443"})
+        assert ok.status_code == 404
+        assert client.post(CANCEL, headers={"origin": "http://qtq.example.org"}).status_code == 403
+
+
+def test_reads_are_never_refused_for_their_origin(client: TestClient) -> None:
+    response = client.get("/tasks", headers={"origin": "http://evil.example", "sec-fetch-site": "cross-site"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", "application/jsonx"],
+)
+def test_a_write_whose_body_is_not_json_is_refused_with_415(client: TestClient, content_type: str) -> None:
+    response = client.post("/tasks", content=b'{"circuit": "OPENQASM 3.0;"}', headers={"content-type": content_type})
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "Content-Type: application/json" in detail and content_type in detail and "\n" not in detail
+    # An empty form has no body, but it is still a form.
+    assert client.post(CANCEL, headers={"content-type": content_type}).status_code == 415
+    assert client.get("/tasks", params={"limit": 1}).json()["items"] == []
+
+
+def test_curl_data_binary_gets_a_message_that_helps(client: TestClient) -> None:
+    # What `curl --data-binary @bell.qasm http://.../tasks` sends.
+    response = client.post(
+        "/tasks", content=b"OPENQASM 3.0;", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 415
+    assert "curl" in response.json()["detail"] and "-H 'Content-Type: application/json'" in response.json()["detail"]
+
+
+def test_a_body_without_a_content_type_is_refused(client: TestClient) -> None:
+    response = client.post("/tasks", content=b'{"circuit": "OPENQASM 3.0;"}')
+    assert response.status_code == 415
+    assert "no Content-Type" in response.json()["detail"]
+
+
+def test_json_with_a_charset_is_json(client: TestClient) -> None:
+    response = client.post(
+        "/tasks", content=b'{"shots": 1}', headers={"content-type": "Application/JSON; charset=utf-8"}
+    )
+    assert response.status_code == 422  # reached validation: the circuit is missing
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "LOCALHOST:8000", "[::1]:8000", "[::1]"])
+def test_the_default_allowed_hosts_answer(client: TestClient, host: str) -> None:
+    assert client.get("/tasks", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.2", "[::2]:8000", "[::1"])
+def test_any_other_host_gets_400(client: TestClient, host: str) -> None:
+    response = client.get("/tasks", headers={"host": host})
+    assert response.status_code == 400
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_allowed_hosts_replace_the_defaults_and_star_allows_any(tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path, allowed_hosts="qtq.example.org, *.lab.example"))
+    with TestClient(app, base_url=BASE) as client:
+        assert client.get("/tasks", headers={"host": "qtq.example.org:8000"}).status_code == 200
+        assert client.get("/tasks", headers={"host": "a.lab.example"}).status_code == 200
+        assert client.get("/tasks").status_code == 400
+    with TestClient(create_app(_settings(tmp_path, allowed_hosts=["*"])), base_url=BASE) as client:
+        assert client.get("/tasks", headers={"host": "anything.example"}).status_code == 200
+
+
+def test_api_host_is_allowed_too(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, api_host="10.0.0.5")
+    assert settings.trusted_hosts == ["127.0.0.1", "localhost", "[::1]", "10.0.0.5"]
+    assert _settings(tmp_path, api_host="fd00::5").trusted_hosts[-1] == "[fd00::5]"
+    assert _settings(tmp_path, api_host="0.0.0.0").trusted_hosts == ["127.0.0.1", "localhost", "[::1]"]
+
+
+def test_allowed_hosts_from_the_environment_as_a_list_or_comma_separated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", "qtq.example.org,10.0.0.5")
+    assert _settings(tmp_path).allowed_hosts == ["qtq.example.org", "10.0.0.5"]
+    monkeypatch.setenv("ALLOWED_HOSTS", '["qtq.example.org", "[::1]"]')
+    assert _settings(tmp_path).allowed_hosts == ["qtq.example.org", "[::1]"]
+    monkeypatch.setenv("ALLOWED_HOSTS", "")
+    assert _settings(tmp_path).allowed_hosts is None
+
+
+def test_a_wildcard_api_host_without_allowed_hosts_logs_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="api_server.app")
+    with TestClient(create_app(_settings(tmp_path, api_host="0.0.0.0")), base_url=BASE):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "set ALLOWED_HOSTS to the names clients use" in warnings[0]
+    caplog.clear()
+    with TestClient(create_app(_settings(tmp_path, api_host="0.0.0.0", allowed_hosts=["*"])), base_url=BASE):
+        pass
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_every_answer_says_nosniff_and_no_referrer(client: TestClient) -> None:
+    for response in (client.get("/tasks"), client.get("/tasks/nope"), client.post(CANCEL, headers=JSON)):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id"])
+def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    policy = {part.split()[0]: part.split()[1:] for part in response.headers["content-security-policy"].split("; ")}
+    assert policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "<script>" not in response.text and not re.search(r"\son[a-z]+\s*=", response.text)
+    assert 'src="/static/app.js"' in response.text
+
+
+def test_running_out_of_descriptors_on_accept_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(descriptors, "_last_report", float("-inf"))
+    loop = asyncio.new_event_loop()
+    passed_on: list[dict[str, Any]] = []
+    monkeypatch.setattr(loop, "default_exception_handler", passed_on.append)
+    # What asyncio's selector loop reports when accept() fails with EMFILE.
+    context = {"message": "socket.accept() out of system resource", "exception": OSError(errno.EMFILE, "Too many")}
+    try:
+        with caplog.at_level(logging.WARNING, logger="api_server.descriptors"):
+            descriptors.handle_loop_exception(loop, context)
+            descriptors.handle_loop_exception(loop, context)  # within REPORT_EVERY_SECONDS: not again
+            other = {"message": "Task exception was never retrieved", "exception": ValueError("x")}
+            descriptors.handle_loop_exception(loop, other)
+    finally:
+        loop.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"refusing connections: out of file descriptors (limit {descriptors.descriptor_limit()})"
+    ]
+    assert caplog.records[0].exc_info is None
+    assert passed_on == [other]
