@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -54,6 +55,9 @@ def _unparsable_body(exc: HTTPException) -> str | None:
         return f"body: is not valid JSON (not UTF-8: byte 0x{cause.object[cause.start]:02x} at position {cause.start})"
     if isinstance(cause, RecursionError):
         return "body: is not valid JSON (nested too deeply)"
+    if isinstance(cause, ValueError) and "int_max_str_digits" in str(cause):
+        limit = sys.get_int_max_str_digits()
+        return f"body: a number in the JSON has more than {limit} digits; no field takes numbers that long"
     return f"body: is not valid JSON ({type(cause).__name__})"
 
 

@@ -35,6 +35,7 @@ router = APIRouter()
 
 NOT_FOUND = "Task not found"
 MAX_WAIT_SECONDS = 60
+QUEUE_FULL_RETRY_SECONDS = 5
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
@@ -142,6 +143,11 @@ def list_tasks(
         413: {"model": Message, "description": "The circuit is over MAX_CIRCUIT_BYTES, or the body is far too large."},
         **WRITE_ERROR_RESPONSES,
         **ERROR_RESPONSES,
+        503: {
+            "model": Message,
+            "description": "The database is busy or unreachable, or the circuits waiting to run already fill "
+            "MAX_QUEUED_BYTES; retry after `Retry-After` seconds.",
+        },
     },
 )
 def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSONResponse:
@@ -152,7 +158,14 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
             413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     task_id = str(uuid.uuid4())
-    store.create_task(task_id, body.circuit, body.shots, body.seed, time.time())
+    if not store.create_task(task_id, body.circuit, body.shots, body.seed, time.time(), settings.max_queued_bytes):
+        raise HTTPException(
+            503,
+            f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this "
+            f"{size}-byte circuit would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have "
+            "finished",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+        )
     logger.info("task %s submitted: %d bytes, %d shots", task_id, size, body.shots)
     return JSONResponse(
         status_code=202,

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     default_shots: int = Field(1024, ge=1)
     max_shots: int = Field(100_000, ge=1)
     max_circuit_bytes: int = Field(1_000_000, ge=64)
+    max_queued_bytes: int = Field(250_000_000, ge=64)
 
     poll_interval_seconds: float = Field(0.005, gt=0, le=60)
     lease_seconds: float = Field(30.0, gt=0)

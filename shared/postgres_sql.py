@@ -126,10 +126,45 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 3: the bytes of circuit text waiting or running, kept by a trigger for MAX_QUEUED_BYTES.
+    [
+        "ALTER TABLE tasks ADD COLUMN circuit_bytes BIGINT NOT NULL DEFAULT 0",
+        "UPDATE tasks SET circuit_bytes = octet_length(circuit) WHERE status IN ('submitted', 'pending')",
+        """
+        INSERT INTO counters (name, shard, value)
+        SELECT 'queued_bytes', 0, coalesce(sum(circuit_bytes), 0) FROM tasks WHERE status IN ('submitted', 'pending')
+        """,
+        """
+        CREATE FUNCTION qtq_queued_bytes() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                PERFORM qtq_bump('queued_bytes', NEW.circuit_bytes);
+            ELSIF TG_OP = 'DELETE' THEN
+                IF OLD.status IN ('submitted', 'pending') THEN
+                    PERFORM qtq_bump('queued_bytes', -OLD.circuit_bytes);
+                END IF;
+            ELSIF OLD.status IN ('submitted', 'pending') AND NEW.status IN ('completed', 'failed', 'cancelled') THEN
+                PERFORM qtq_bump('queued_bytes', -NEW.circuit_bytes);
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        "CREATE TRIGGER tasks_queued_bytes AFTER INSERT OR DELETE OR UPDATE OF status ON tasks"
+        " FOR EACH ROW EXECUTE FUNCTION qtq_queued_bytes()",
+    ]
+)
+
+# Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
 INSERT_TASK = """
-INSERT INTO tasks (id, status, circuit, shots, seed, created_at)
-VALUES (%(id)s, 'submitted', %(circuit)s, %(shots)s, %(seed)s, %(now)s)
+INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
+SELECT %(id)s, 'submitted', %(circuit)s, %(shots)s, %(seed)s, %(now)s, %(bytes)s
+WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + %(bytes)s <= %(max_bytes)s
+RETURNING seq
 """
+
+QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
 TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,

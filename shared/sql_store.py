@@ -25,7 +25,7 @@ from shared.models import (
     TaskSummary,
     WorkerInfo,
 )
-from shared.store import Store
+from shared.store import NO_LIMIT, Store
 
 
 class SqlStore(Store):
@@ -53,11 +53,24 @@ class SqlStore(Store):
 
     # --- the API's side -------------------------------------------------------------------
 
-    def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
+    def create_task(
+        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+    ) -> bool:
+        params = {
+            "id": task_id,
+            "circuit": circuit,
+            "shots": shots,
+            "seed": seed,
+            "now": now,
+            "bytes": len(circuit.encode("utf-8")),
+            "max_bytes": max_queued_bytes,
+        }
         with self._connect(durable=True) as conn:
-            conn.execute(
-                self.sql.INSERT_TASK, {"id": task_id, "circuit": circuit, "shots": shots, "seed": seed, "now": now}
-            )
+            return conn.execute(self.sql.INSERT_TASK, params).fetchone() is not None
+
+    def queued_bytes(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(self.sql.QUEUED_BYTES).fetchone()["value"])
 
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:

@@ -121,16 +121,50 @@ MIGRATIONS.append(
     ["ALTER TABLE tasks ADD COLUMN parse_ms REAL", "ALTER TABLE tasks ADD COLUMN transpile_ms REAL"]
 )
 
+MIGRATIONS.append(
+    # 5: the bytes of circuit text waiting or running, kept by triggers for MAX_QUEUED_BYTES.
+    [
+        "ALTER TABLE tasks ADD COLUMN circuit_bytes INTEGER NOT NULL DEFAULT 0",
+        "UPDATE tasks SET circuit_bytes = length(CAST(circuit AS BLOB)) WHERE status IN ('submitted', 'pending')",
+        """
+        INSERT INTO counters (name, value)
+        SELECT 'queued_bytes', coalesce(sum(circuit_bytes), 0) FROM tasks WHERE status IN ('submitted', 'pending')
+        """,
+        """
+        CREATE TRIGGER tasks_queued_bytes_insert AFTER INSERT ON tasks BEGIN
+            UPDATE counters SET value = value + NEW.circuit_bytes WHERE name = 'queued_bytes';
+        END
+        """,
+        """
+        CREATE TRIGGER tasks_queued_bytes_finish AFTER UPDATE OF status ON tasks
+        WHEN OLD.status IN ('submitted', 'pending') AND NEW.status IN ('completed', 'failed', 'cancelled') BEGIN
+            UPDATE counters SET value = value - NEW.circuit_bytes WHERE name = 'queued_bytes';
+        END
+        """,
+        """
+        CREATE TRIGGER tasks_queued_bytes_delete AFTER DELETE ON tasks
+        WHEN OLD.status IN ('submitted', 'pending') BEGIN
+            UPDATE counters SET value = value - OLD.circuit_bytes WHERE name = 'queued_bytes';
+        END
+        """,
+    ]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)
 SELECT ?, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM histogram_buckets WHERE metric = ? AND le IS NULL)
 """
 
+# Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
 INSERT_TASK = """
-INSERT INTO tasks (id, status, circuit, shots, seed, created_at)
-VALUES (:id, 'submitted', :circuit, :shots, :seed, :now)
+INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
+SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes
+WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
+RETURNING seq
 """
+
+QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
 TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,

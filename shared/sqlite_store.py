@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from shared import sqlite_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
 from shared.sql_store import SqlStore
+from shared.store import NO_LIMIT
 from shared.wakeup import WakeSocket, wake_all
 
 SCHEMA_VERSION = len(sql.MIGRATIONS)
@@ -132,9 +133,13 @@ class SqliteStore(SqlStore):
                 found += [row["id"] for row in conn.execute(query, chunk)]
         return found
 
-    def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
-        super().create_task(task_id, circuit, shots, seed, now)
-        wake_all(self.path)
+    def create_task(
+        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+    ) -> bool:
+        created = super().create_task(task_id, circuit, shots, seed, now, max_queued_bytes)
+        if created:
+            wake_all(self.path)
+        return created
 
     def listen(self) -> None:
         if self._doorbell is None:

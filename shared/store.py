@@ -17,6 +17,8 @@ from shared.models import (
     WorkerInfo,
 )
 
+NO_LIMIT = 2**62  # bytes: more than any database holds
+
 
 class Store(abc.ABC):
     """Tasks table and queue in one. Every method is one short transaction."""
@@ -42,8 +44,15 @@ class Store(abc.ABC):
     # --- the API's side -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_task(self, task_id: str, circuit: str, shots: int, seed: int | None, now: float) -> None:
-        """Insert a submitted task; durable once this returns."""
+    def create_task(
+        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+    ) -> bool:
+        """Insert a submitted task, durable once this returns True; False (nothing stored) when the
+        circuit bytes of unfinished tasks would pass max_queued_bytes."""
+
+    @abc.abstractmethod
+    def queued_bytes(self) -> int:
+        """Bytes of circuit text of the submitted and pending tasks."""
 
     @abc.abstractmethod
     def get_task(self, task_id: str) -> Task | None:

@@ -275,3 +275,24 @@ def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
     store.create_task("t", "c", 10, None, now=1.0)  # rings even if the wait has not begun yet
     waiter.join(10)
     assert not waiter.is_alive(), "the submission did not wake the waiting worker"
+
+
+def test_queued_bytes_bound_the_unfinished_circuits(store: Store) -> None:
+    """MAX_QUEUED_BYTES: a submission that would pass the limit stores nothing; finishing,
+    cancelling or deleting a task frees its bytes (UTF-8 bytes, not characters)."""
+    assert store.create_task("a", "x" * 400, 10, None, now=1.0, max_queued_bytes=1000)
+    assert store.create_task("b", "π" * 200, 10, None, now=2.0, max_queued_bytes=1000)  # 400 bytes
+    assert store.queued_bytes() == 800
+    assert not store.create_task("c", "x" * 201, 10, None, now=3.0, max_queued_bytes=1000)
+    assert store.get_task("c") is None
+    assert store.create_task("c", "x" * 200, 10, None, now=3.0, max_queued_bytes=1000)
+    claim = store.claim_next("w", now=4.0, lease_seconds=30)
+    assert claim is not None and claim.task_id == "a"
+    assert store.queued_bytes() == 1000  # running tasks still count
+    assert store.complete(claim, "w", {"0": 10}, 5.0, RunDetails())
+    assert store.queued_bytes() == 600
+    store.cancel("b", 6.0)
+    assert store.queued_bytes() == 200
+    assert store.create_task("d", "x" * 800, 10, None, now=7.0, max_queued_bytes=1000)
+    assert store.prune_finished(before=100.0, limit=10) == 2  # finished tasks only; their bytes were freed already
+    assert store.queued_bytes() == 1000

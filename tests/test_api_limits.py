@@ -1,0 +1,53 @@
+"""In-process: the limits the API enforces before anything is queued."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_server.app import create_app
+from shared.config import Settings
+from shared.examples import BELL_QASM3
+
+BASE = "http://127.0.0.1:8000"
+
+
+def _client(tmp_path: Path, **values: Any) -> TestClient:
+    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"), **values)  # type: ignore[call-arg]
+    return TestClient(create_app(settings), base_url=BASE)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with _client(tmp_path) as client:
+        yield client
+
+
+def test_a_full_queue_refuses_with_503_and_stores_nothing(tmp_path: Path) -> None:
+    size = len(BELL_QASM3.encode())
+    with _client(tmp_path, max_queued_bytes=2 * size + 10) as client:
+        for _ in range(2):
+            assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
+        refused = client.post("/tasks", json={"circuit": BELL_QASM3})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json() == {
+            "detail": f"the queue already holds {2 * size} bytes of circuits waiting or running, and this "
+            f"{size}-byte circuit would pass MAX_QUEUED_BYTES={2 * size + 10}; retry when some have finished"
+        }
+        assert len(client.get("/tasks").json()["items"]) == 2
+        first = client.get("/tasks").json()["items"][0]["task_id"]
+        assert client.post(f"/tasks/{first}/cancel").status_code == 200
+        assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
+
+
+def test_a_five_thousand_digit_number_is_named_not_called_invalid_json(client: TestClient) -> None:
+    body = '{"circuit": "qubit q;", "shots": ' + "9" * 5000 + "}"
+    response = client.post("/tasks", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["msg"] == "body: a number in the JSON has more than 4300 digits; no field takes numbers that long"
