@@ -28,6 +28,7 @@ def read_stats(store: Store, settings: Settings) -> QueueStats:
 @router.get(
     "/health",
     response_model=Health,
+    response_model_exclude_none=True,
     summary="Database reachability, queue depth and live workers",
     responses={503: {"model": Message, "description": "The database cannot be reached."}},
 )

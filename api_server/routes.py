@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -152,13 +153,26 @@ def list_tasks(
 )
 def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
+    shots = body.shots if body.shots is not None else settings.default_shots
+    if shots > settings.max_shots:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "shots"),
+                    "msg": f"Input should be less than or equal to {settings.max_shots}",
+                    "input": shots,
+                    "ctx": {"le": settings.max_shots},
+                }
+            ]
+        )
     size = len(body.circuit.encode("utf-8"))
     if size > settings.max_circuit_bytes:
         raise HTTPException(
             413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     task_id = str(uuid.uuid4())
-    if not store.create_task(task_id, body.circuit, body.shots, body.seed, time.time(), settings.max_queued_bytes):
+    if not store.create_task(task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes):
         raise HTTPException(
             503,
             f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this "
@@ -166,7 +180,7 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
             "finished",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
         )
-    logger.info("task %s submitted: %d bytes, %d shots", task_id, size, body.shots)
+    logger.info("task %s submitted: %d bytes, %d shots", task_id, size, shots)
     return JSONResponse(
         status_code=202,
         content={"task_id": task_id, "status": TaskStatus.SUBMITTED.value},

@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from shared.config import get_settings
+from shared.config import Settings
 from shared.examples import BELL_QASM3
 from shared.models import TaskStatus
 
-_settings = get_settings()
+# Documentation only: the limits are checked against the app's own settings in the routes.
+DEFAULT_MAX_SHOTS = Settings.model_fields["max_shots"].default
+DEFAULT_SHOTS = Settings.model_fields["default_shots"].default
+DEFAULT_MAX_CIRCUIT_BYTES = Settings.model_fields["max_circuit_bytes"].default
 MAX_SEED = 2**63 - 1
 # Some non-whitespace character, and no NUL anywhere.
 CIRCUIT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
@@ -26,7 +29,9 @@ def _integral_number(value: Any) -> Any:
 
 Shots = Annotated[
     StrictInt,
-    Field(ge=1, le=_settings.max_shots, description=f"Number of shots, 1 to MAX_SHOTS ({_settings.max_shots})."),
+    Field(
+        ge=1, description=f"Number of shots, 1 to MAX_SHOTS (default {DEFAULT_MAX_SHOTS}); DEFAULT_SHOTS when left out."
+    ),
     BeforeValidator(_integral_number),
 ]
 Seed = Annotated[
@@ -49,12 +54,20 @@ class TaskCreate(BaseModel):
     circuit: StrictStr = Field(
         description="OpenQASM 3 or OpenQASM 2 source text (an `OPENQASM 2.0;` header selects OpenQASM 2). "
         'Only `include "stdgates.inc";` (3) or `include "qelib1.inc";` (2) may be included. '
-        f"At most MAX_CIRCUIT_BYTES ({_settings.max_circuit_bytes}) bytes of UTF-8.",
+        f"At most MAX_CIRCUIT_BYTES (default {DEFAULT_MAX_CIRCUIT_BYTES}) bytes of UTF-8.",
         # Documented for clients and fuzzers; enforced by the validator below with clearer messages.
-        json_schema_extra={"minLength": 1, "maxLength": _settings.max_circuit_bytes, "pattern": CIRCUIT_PATTERN},
+        json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_CIRCUIT_BYTES, "pattern": CIRCUIT_PATTERN},
     )
-    shots: Shots = _settings.default_shots
+    shots: Shots | None = None
     seed: Seed | None = None
+
+    @field_validator("shots", mode="before")
+    @classmethod
+    def _shots_not_null(cls, value: Any) -> Any:
+        # Left out means DEFAULT_SHOTS; an explicit null is a mistake worth naming.
+        if value is None:
+            raise ValueError("must be an integer; leave the field out for DEFAULT_SHOTS")
+        return value
 
     @field_validator("circuit")
     @classmethod

@@ -20,10 +20,16 @@ trap stop INT TERM
 for _ in $(seq 1 "$WORKERS"); do
     "$PY" -m worker.main & pids+=($!)
 done
-# Stop everything if any one process exits on its own (a bad setting, a crash).
+# Stop everything if any one process exits on its own (a bad setting, a crash). Ctrl-C reaches
+# every process of the group; each catches it and exits 0, and bash then runs no INT trap (it
+# only acts on a SIGINT its child died of), so a clean exit here is a stop, not a failure.
 wait -n
 status=$?
-echo "a process exited with status $status; stopping the rest" >&2
+if [ "$status" -eq 0 ]; then
+    echo "stopping ${#pids[@]} processes..." >&2
+else
+    echo "a process exited with status $status; stopping the rest" >&2
+fi
 kill -TERM "${pids[@]}" 2>/dev/null
 wait "${pids[@]}" 2>/dev/null
 exit "$status"

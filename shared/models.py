@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class TaskStatus(enum.StrEnum):
@@ -92,10 +91,6 @@ class RunDetails:
     parse_ms: float | None = None
     transpile_ms: float | None = None
     diagram: str | None = None
-
-    @classmethod
-    def from_reply(cls, reply: dict[str, Any]) -> RunDetails:
-        return cls(**{name: reply.get(name) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

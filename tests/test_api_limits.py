@@ -51,3 +51,20 @@ def test_a_five_thousand_digit_number_is_named_not_called_invalid_json(client: T
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["msg"] == "body: a number in the JSON has more than 4300 digits; no field takes numbers that long"
+
+
+def test_shot_limits_come_from_the_apps_own_settings(tmp_path: Path) -> None:
+    with _client(tmp_path, max_shots=10, default_shots=5) as client:
+        refused = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 50})
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == [
+            {
+                "loc": ["body", "shots"],
+                "msg": "shots: Input should be less than or equal to 10",
+                "type": "less_than_equal",
+            }
+        ]
+        accepted = client.post("/tasks", json={"circuit": BELL_QASM3})
+        assert accepted.status_code == 202
+        assert client.get(f"/tasks/{accepted.json()['task_id']}").json()["shots"] == 5
+        assert client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10}).status_code == 202

@@ -107,4 +107,7 @@ def test_run_script_serves_bell_and_ctrl_c_stops_everything(tmp_path: Path) -> N
     # Helpers (multiprocessing's resource tracker) exit once their parent's pipe closes.
     wait_for(group_gone, 15, "every process of the run script to exit")
     database.drop()
-    assert "Traceback" not in (tmp_path / "run.log").read_text()
+    output = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in output
+    assert "stopping 3 processes..." in output
+    assert "exited with status" not in output

@@ -139,6 +139,7 @@ def test_health_shows_queue_depth_and_live_workers(client: httpx.Client, session
     assert body["workers"], "no live worker"
     for worker in body["workers"]:
         assert {"worker_id", "host", "pid", "started_at", "last_heartbeat"} <= set(worker)
+        assert None not in worker.values(), "an idle worker's task_id must be left out, not null"
     if session_cluster is not None:
         assert sorted(w["pid"] for w in body["workers"]) == sorted(w.pid for w in session_cluster.workers)
 

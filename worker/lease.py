@@ -37,6 +37,10 @@ class LeaseKeeper:
         self.store, self.worker_id, self.lease_seconds = store, worker_id, lease_seconds
         self.interval = min(lease_seconds / 3, 1.0)
         self._held: HeldLease | None = None
+        # Held while a renewal runs: drop() waits for it, so no renewal of a task reaches the
+        # database after the worker has written its result (it would find the row finished and
+        # report the lease as lost to another worker, which never happened).
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
@@ -53,7 +57,9 @@ class LeaseKeeper:
         return self._held
 
     def drop(self) -> None:
-        self._held = None
+        """Stop renewing; once this returns, no renewal of the dropped task is under way."""
+        with self._renewing:
+            self._held = None
 
     def task_id(self) -> str | None:
         """The task this worker holds right now, if any."""
@@ -62,9 +68,10 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            held = self._held
-            if held is not None and not held.lost.is_set():
-                self._renew(held)
+            with self._renewing:
+                held = self._held
+                if held is not None and not held.lost.is_set():
+                    self._renew(held)
 
     def _renew(self, held: HeldLease) -> None:
         task_id = held.claim.task_id

@@ -20,10 +20,11 @@ from openqasm3._antlr.qasm3Lexer import qasm3Lexer
 from openqasm3._antlr.qasm3Parser import qasm3Parser
 from openqasm3.parser import QASM3ParsingError
 from qiskit import QuantumCircuit, qasm2, qasm3
+from qiskit.circuit.exceptions import CircuitError
 from qiskit.exceptions import ExperimentalWarning
 
 from worker import fastpath
-from worker.messages import TaskError, with_position
+from worker.messages import TaskError, unquote, with_position
 
 ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
 BYTE_ORDER_MARK = "\ufeff"
@@ -37,6 +38,7 @@ _ANTLR_POSITION = re.compile(r"^L(\d+):C(\d+):\s*")
 _REGISTER_DECL = re.compile(
     r"\b(?:qubit|bit)\s*\[\s*(\d+)\s*\]\s*([A-Za-z_]\w*)|\b(?:qreg|creg)\s+([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]"
 )
+_MEASURE_INTO = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*measure\s+([A-Za-z_]\w*)\s*;")
 _INDEXED_USE = re.compile(r"\b([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]")
 _LONG_INTEGER = re.compile(rf"\d{{{sys.get_int_max_str_digits() + 1},}}")
 
@@ -113,6 +115,51 @@ def _parse_qasm3(text: str) -> QuantumCircuit:
         raise TaskError("IndexError", _index_detail(text)) from None
     except RecursionError:
         raise TaskError("QASM3ParsingError", "the circuit is nested too deeply to parse") from None
+    except (CircuitError, ZeroDivisionError, TypeError) as error:
+        line = _source_line(error)
+        where = f"line {line}: " if line is not None else ""
+        raise TaskError(type(error).__name__, where + _importer_hint(error, text, line)) from None
+
+
+def _source_line(error: BaseException) -> int | None:
+    """The line of the innermost OpenQASM statement or expression the importer was converting.
+
+    The importer's own errors carry no position, but its frames hold the AST node at hand.
+    """
+    line: int | None = None
+    trace = error.__traceback__
+    while trace is not None:
+        for value in list(trace.tb_frame.f_locals.values()):
+            start = getattr(getattr(value, "span", None), "start_line", None)
+            if isinstance(start, int):
+                line = start
+        trace = trace.tb_next
+    return line
+
+
+def _importer_hint(error: BaseException, text: str, line: int | None) -> str:
+    """What to change, for the importer errors whose own words do not say it."""
+    message = str(error)
+    if isinstance(error, ZeroDivisionError):
+        return "a gate parameter divides by zero"
+    if isinstance(error, TypeError) and "index must be int" in message:
+        return (
+            "a register indexed by a loop variable (such as q[i]) is not supported; "
+            "write the indices out, e.g. cx q[0], q[1];"
+        )
+    if isinstance(error, CircuitError) and "register size error" in message:
+        sizes = _register_sizes(text)
+        lines = text.splitlines()
+        statement = lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
+        match = _MEASURE_INTO.search(statement)
+        if match and match.group(1) in sizes and match.group(2) in sizes:
+            bits, qubits = match.group(1), match.group(2)
+            return (
+                f"measure {qubits} into {bits} maps {sizes[qubits]} qubits to {sizes[bits]} bits; "
+                f"declare bit[{sizes[qubits]}] {bits} or measure qubit by qubit ({bits}[0] = measure {qubits}[0];)"
+            )
+        return "a measurement maps a register onto a register of another size; make the sizes equal"
+    return unquote(message)
 
 
 def _fast_parse(text: str) -> QuantumCircuit | None:

@@ -7,7 +7,6 @@ over a pipe until it is told to stop, is killed, or its parent dies.
 from __future__ import annotations
 
 import ctypes
-import enum
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -16,12 +15,11 @@ import resource
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from shared.models import RunDetails
 from worker.circuit_limits import CircuitLimits
 from worker.messages import memory_limit_error
+from worker.results import Outcome, RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +38,6 @@ MEMORY_CHECK_SECONDS = 0.02
 # by WORKER_MAX_MEMORY_MB plus this margin (thread stacks and allocator arenas are reserved,
 # not used, so they need room) over what it held after its warm-up.
 ADDRESS_SPACE_MARGIN_MB = 1024
-
-
-class Outcome(enum.Enum):
-    COUNTS = "counts"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    CRASHED = "crashed"
-    ABORTED = "aborted"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    outcome: Outcome
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str = ""
-    details: RunDetails = field(default_factory=RunDetails)
 
 
 def _die_with_parent() -> None:
@@ -135,9 +117,9 @@ class SimulationChild:
             self.kill()
             raise RuntimeError("the simulation process did not start")
         message, warm = parent_conn.recv()
-        if message != READY or "counts" not in warm:
+        if message != READY or warm.outcome is not Outcome.COUNTS:
             self.kill()
-            raise RuntimeError(f"the simulation process failed its warm-up run: {warm}")
+            raise RuntimeError(f"the simulation process failed its warm-up run: {warm.error}")
         logger.info("simulation process %d ready", process.pid)
 
     def kill(self) -> None:
@@ -185,15 +167,12 @@ class SimulationChild:
             ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
             if self._conn in ready:
                 try:
-                    reply = self._conn.recv()
+                    result: RunResult = self._conn.recv()
                 except (EOFError, OSError):
                     return self._crashed()
-                details = RunDetails.from_reply(reply)
-                if reply.get("memory_exceeded"):
+                if result.memory_exceeded:
                     self.kill()  # a MemoryError may have left the interpreter in a poor state
-                if "error" in reply:
-                    return RunResult(Outcome.ERROR, error=reply["error"], details=details)
-                return RunResult(Outcome.COUNTS, counts=reply["counts"], details=details)
+                return result
             if ready:  # the sentinel alone: the child died without answering
                 return self._crashed()
             if self._resident_bytes() > self.max_rss_bytes:

@@ -19,7 +19,8 @@ from shared.store import Store
 from worker.circuit_limits import CircuitLimits
 from worker.housekeeping import Housekeeper
 from worker.lease import HeldLease, LeaseKeeper
-from worker.sandbox import Outcome, RunResult, SimulationChild
+from worker.results import Outcome, RunResult
+from worker.sandbox import SimulationChild
 
 logger = logging.getLogger(__name__)
 
