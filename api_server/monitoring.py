@@ -10,8 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from api_server.deps import SettingsDep, StoreDep
-from api_server.routes import timestamp
 from api_server.schemas import Health, Message, WorkerView
+from api_server.views import timestamp
 from shared.config import Settings
 from shared.models import Histogram, QueueStats
 from shared.store import Store

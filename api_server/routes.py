@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -26,10 +24,10 @@ from api_server.schemas import (
     TaskAccepted,
     TaskCreate,
     TaskList,
-    TaskListItem,
     TaskPublic,
 )
-from shared.models import Task, TaskStatus, TaskSummary
+from api_server.views import decode_cursor, encode_cursor, list_item, public_view
+from shared.models import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,74 +39,8 @@ NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
-def timestamp(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def optional_timestamp(value: float | None) -> datetime | None:
-    return timestamp(value) if value is not None else None
-
-
-def rfc3339(value: float) -> str:
-    """UTC, microseconds, `Z`: the form pydantic gives a UTC datetime, without building one."""
-    return datetime.fromtimestamp(value, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def public_view(task: Task) -> dict[str, Any]:
-    """The JSON body of GET /tasks/{task_id} (schema: TaskPublic), with no null fields.
-
-    Built as a plain dict: the task view is the hottest read of the API, and a pydantic model
-    built and dumped per request costs more than the database read behind it.
-    """
-    view: dict[str, Any] = {
-        "task_id": task.id,
-        "status": task.status.value,
-        "shots": task.shots,
-        "seed": task.seed,
-        "attempts": task.attempts or None,
-        "created_at": rfc3339(task.created_at),
-        "started_at": rfc3339(task.started_at) if task.started_at is not None else None,
-        "finished_at": rfc3339(task.finished_at) if task.finished_at is not None else None,
-        "result": task.result,
-        "error": task.error,
-        "num_qubits": task.num_qubits,
-        "depth": task.depth,
-        "duration_ms": _ms(task.duration_ms),
-        "parse_ms": _ms(task.parse_ms),
-        "transpile_ms": _ms(task.transpile_ms),
-        "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
-    }
-    return {key: value for key, value in view.items() if value is not None}
-
-
 def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
     return JSONResponse(status_code=status_code, content=public_view(task))
-
-
-def _ms(value: float | None) -> float | None:
-    return round(value, 3) if value is not None else None
-
-
-def _to_item(task: TaskSummary) -> TaskListItem:
-    return TaskListItem(
-        task_id=task.id,
-        status=task.status,
-        shots=task.shots,
-        created_at=timestamp(task.created_at),
-        started_at=optional_timestamp(task.started_at),
-        finished_at=optional_timestamp(task.finished_at),
-        num_qubits=task.num_qubits,
-    )
-
-
-def encode_cursor(seq: int) -> str:
-    """The position after which the next page starts: 8 bytes, base64url. Clients treat it as opaque."""
-    return base64.urlsafe_b64encode(seq.to_bytes(8, "big")).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    # CURSOR_PATTERN has already checked the shape; any such string is a valid position.
-    return int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big") & (2**63 - 1)
 
 
 @router.get(
@@ -130,7 +62,7 @@ def list_tasks(
     before = decode_cursor(cursor) if cursor is not None else None
     items, next_seq = store.list_tasks(status, before, limit)
     return TaskList(
-        items=[_to_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
+        items=[list_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
     )
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api_server.routes import public_view
 from api_server.schemas import TaskPublic
+from api_server.views import public_view
 from shared.models import Task, TaskStatus
 
 
