@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -75,7 +76,25 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     # The last added runs first: headers on every answer, then the Host check, then the write rules.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    _document_limits(app, settings)
     app.add_middleware(CsrfGuard)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """/openapi.json states this app's own limits (MAX_SHOTS, DEFAULT_SHOTS, MAX_CIRCUIT_BYTES),
+    which the routes enforce, rather than the defaults the schema classes were written with."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            fields = schema["components"]["schemas"]["TaskCreate"]["properties"]
+            fields["shots"].update(maximum=settings.max_shots, default=settings.default_shots)
+            fields["circuit"]["maxLength"] = settings.max_circuit_bytes
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

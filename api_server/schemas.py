@@ -58,7 +58,7 @@ class TaskCreate(BaseModel):
         # Documented for clients and fuzzers; enforced by the validator below with clearer messages.
         json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_CIRCUIT_BYTES, "pattern": CIRCUIT_PATTERN},
     )
-    shots: Shots | None = None
+    shots: Shots = Field(None, json_schema_extra={"default": DEFAULT_SHOTS})  # type: ignore[assignment]  # left out: DEFAULT_SHOTS
     seed: Seed | None = None
 
     @field_validator("shots", mode="before")

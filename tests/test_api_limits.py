@@ -68,3 +68,10 @@ def test_shot_limits_come_from_the_apps_own_settings(tmp_path: Path) -> None:
         assert accepted.status_code == 202
         assert client.get(f"/tasks/{accepted.json()['task_id']}").json()["shots"] == 5
         assert client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10}).status_code == 202
+
+
+def test_the_openapi_document_states_the_apps_own_limits(tmp_path: Path) -> None:
+    with _client(tmp_path, max_shots=10, default_shots=5, max_circuit_bytes=5000) as client:
+        fields = client.get("/openapi.json").json()["components"]["schemas"]["TaskCreate"]["properties"]
+    assert fields["shots"]["maximum"] == 10 and fields["shots"]["default"] == 5
+    assert fields["circuit"]["maxLength"] == 5000
