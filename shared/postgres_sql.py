@@ -1,6 +1,6 @@
 """Every SQL statement of the PostgreSQL backend, as named constants. Parameters are always bound."""
 
-from shared.sqlite_sql import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
+from shared.metrics_buckets import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
 
 CHANNEL = "qtq_tasks"
 LISTEN = f"LISTEN {CHANNEL}"

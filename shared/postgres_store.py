@@ -21,8 +21,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared import postgres_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
-from shared.sqlite_sql import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class PostgresStore(SqlStore):
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute(sql.RECORD_VERSION, {"version": number})
-            for metric, bounds in (("queue_wait", QUEUE_WAIT_BUCKETS), ("run_time", RUN_TIME_BUCKETS)):
+            for metric, bounds in BUCKETS_BY_METRIC.items():
                 conn.execute(sql.SEED_BUCKETS, {"metric": metric, "bounds": list(map(float, bounds))})
 
     def finished_among(self, task_ids: list[str]) -> list[str]:

@@ -1,9 +1,5 @@
 """Every SQL statement of the SQLite backend, as named constants. Parameters are always bound."""
 
-# Histogram bucket upper bounds, in seconds (+Inf is added as a NULL bound).
-QUEUE_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-RUN_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800)
-
 # Each migration brings the schema from version N-1 to N; `PRAGMA user_version` records N.
 MIGRATIONS: list[list[str]] = [
     # 1: tasks, which are both the store and the queue.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from shared import sqlite_sql as sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
 from shared.store import NO_LIMIT
 from shared.wakeup import WakeSocket, wake_all
@@ -119,7 +120,7 @@ class SqliteStore(SqlStore):
             for statements in sql.MIGRATIONS[version:]:
                 for statement in statements:
                     conn.execute(statement)
-            for metric, bounds in (("queue_wait", sql.QUEUE_WAIT_BUCKETS), ("run_time", sql.RUN_TIME_BUCKETS)):
+            for metric, bounds in BUCKETS_BY_METRIC.items():
                 conn.executemany(sql.SEED_BUCKETS, [(metric, le) for le in bounds])
                 conn.execute(sql.SEED_INF_BUCKET, (metric, metric))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
