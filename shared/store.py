@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 
-from shared.config import Settings
 from shared.models import (
     CancelOutcome,
     Claim,
@@ -137,19 +136,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def explain_claim(self) -> str:
         """The database's plan for finding the next task to claim (it must use an index)."""
-
-
-def open_store(settings: Settings, pool_size: int = 10) -> Store:
-    """The store the settings select: PostgreSQL when DATABASE_URL is set, else SQLite at DATABASE_NAME."""
-    if settings.database_url:
-        from shared.postgres_store import PostgresStore  # psycopg is needed only for this backend
-
-        return PostgresStore(
-            settings.database_url,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            poll_only=settings.database_poll_only,
-            pool_size=pool_size,
-        )
-    from shared.sqlite_store import SqliteStore
-
-    return SqliteStore(settings.database_name, busy_timeout_ms=settings.busy_timeout_ms)
