@@ -47,7 +47,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, busy_timeout_ms: int = 5000, poll_only: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
-        self.listens = not poll_only
+        self.poll_only = poll_only
         self._listener: psycopg.Connection[Any] | None = None
         # lock_timeout plays SQLite's busy timeout: past it the API answers 503, not a hang.
         self.pool = ConnectionPool(
@@ -115,7 +115,7 @@ class PostgresStore(SqlStore):
             return [row["id"] for row in conn.execute(sql.FINISHED_AMONG, {"ids": task_ids})]
 
     def listen(self) -> None:
-        if not self.listens or (self._listener is not None and not self._listener.closed):
+        if self.poll_only or (self._listener is not None and not self._listener.closed):
             return
         try:
             self._listener = psycopg.connect(self.url, autocommit=True)
@@ -126,7 +126,7 @@ class PostgresStore(SqlStore):
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until a NOTIFY says a task arrived; the poll behind it is slow (a safety net only)."""
-        if not self.listens:
+        if self.poll_only:
             time.sleep(timeout)
             return
         try:

@@ -29,9 +29,6 @@ class SqliteStore(SqlStore):
 
     sql = sql
 
-    # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).
-    listens = True
-
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
@@ -143,6 +140,7 @@ class SqliteStore(SqlStore):
         return created
 
     def listen(self) -> None:
+        # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).
         if self._doorbell is None:
             self._doorbell = WakeSocket(self.path)
 

@@ -22,16 +22,14 @@ NO_LIMIT = 2**62  # bytes: more than any database holds
 class Store(abc.ABC):
     """Tasks table and queue in one. Every method is one short transaction."""
 
-    #: True when idle workers can block in wait_for_work() until a task arrives (LISTEN/NOTIFY).
-    listens: bool = False
-
+    @abc.abstractmethod
     def listen(self) -> None:
-        """Start receiving new-task wake-ups, before the first look for work (backends that listen)."""
-        raise NotImplementedError
+        """Start receiving new-task wake-ups; a worker calls it before its first look for work."""
 
+    @abc.abstractmethod
     def wait_for_work(self, timeout: float) -> None:
-        """Block until new work may have arrived or timeout seconds pass (backends that listen)."""
-        raise NotImplementedError
+        """Block until a new task may have arrived, or at most timeout seconds (a backend that cannot
+        be woken just sleeps): the caller looks for work again either way."""
 
     def close(self) -> None:  # noqa: B027 - optional: only backends holding connections override it
         """Release connections; the store is not used afterwards."""
