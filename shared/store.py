@@ -1,4 +1,4 @@
-"""The storage interface both processes use; each backend owns its own SQL."""
+"""The storage interface both processes use; shared.backends picks the backend that implements it."""
 
 from __future__ import annotations
 
