@@ -17,8 +17,9 @@ from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
 from api_server.routes import router
 from api_server.waiters import CompletionWatcher
+from shared.backends import open_store
 from shared.config import Settings, get_settings
-from shared.store import Store, open_store
+from shared.store import Store
 
 logger = logging.getLogger(__name__)
 

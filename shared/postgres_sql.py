@@ -1,6 +1,16 @@
-"""Every SQL statement of the PostgreSQL backend, as named constants. Parameters are always bound."""
+"""The SQL only the PostgreSQL backend runs: its schema, and the statements its dialect writes its own way.
 
-from shared.sqlite_sql import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
+The rest is written once for both backends in shared.queries and converted here, once, to
+psycopg's placeholders. What is written here is in psycopg's style already. Parameters are always bound.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+from shared.metrics_buckets import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
+from shared.queries import Queries
 
 CHANNEL = "qtq_tasks"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -156,154 +166,6 @@ MIGRATIONS.append(
     ]
 )
 
-# Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
-INSERT_TASK = """
-INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
-SELECT %(id)s, 'submitted', %(circuit)s, %(shots)s, %(seed)s, %(now)s, %(bytes)s
-WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + %(bytes)s <= %(max_bytes)s
-RETURNING seq
-"""
-
-QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
-
-TASK_COLUMNS = """
-id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
-"""
-
-SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %(id)s"
-
-SELECT_CIRCUIT = "SELECT circuit, diagram FROM tasks WHERE id = %(id)s"
-
-SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits"
-
-LIST_TASKS = f"""
-SELECT {SUMMARY_COLUMNS} FROM tasks WHERE seq < %(before)s ORDER BY seq DESC LIMIT %(limit)s
-"""
-
-LIST_TASKS_BY_STATUS = f"""
-SELECT {SUMMARY_COLUMNS} FROM tasks
-WHERE status = %(status)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(limit)s
-"""
-
-HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
-
-FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%%'"
-
-FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
-
-CANCEL_EXPIRED = """
-UPDATE tasks SET status = 'cancelled', finished_at = %(now)s, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_expires_at < %(now)s AND cancel_requested
-RETURNING id, attempts
-"""
-
-FAIL_EXHAUSTED = """
-UPDATE tasks
-SET status = 'failed', finished_at = %(now)s, lease_expires_at = NULL,
-    error = 'WorkerLost: the task was interrupted ' || attempts
-            || ' times (its worker stopped renewing the lease); giving up after MAX_ATTEMPTS='
-            || %(max_attempts)s
-WHERE status = 'pending' AND lease_expires_at < %(now)s AND attempts >= %(max_attempts)s
-RETURNING id, attempts
-"""
-
-REQUEUE_EXPIRED = """
-UPDATE tasks SET status = 'submitted', worker_id = NULL, started_at = NULL, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_expires_at < %(now)s
-RETURNING id, attempts
-"""
-
-# The oldest submitted task no other transaction holds, claimed in one statement: SKIP LOCKED
-# lets any number of workers claim at once without waiting on each other.
-CLAIM_NEXT = """
-WITH next AS (
-    SELECT seq FROM tasks WHERE status = 'submitted'
-    ORDER BY seq LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
-    started_at = %(now)s, lease_expires_at = %(expires)s
-FROM next WHERE tasks.seq = next.seq
-RETURNING tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at
-"""
-
-# For the tests and operators: how PostgreSQL finds the row CLAIM_NEXT takes.
-EXPLAIN_CLAIM = (
-    "EXPLAIN (FORMAT JSON) SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
-)
-
-OWNED = "id = %(id)s AND worker_id = %(worker)s AND attempts = %(attempt)s AND status = 'pending'"
-
-RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = %(expires)s WHERE {OWNED} RETURNING cancel_requested"
-
-DETAILS = (
-    "num_qubits = %(num_qubits)s, depth = %(depth)s, duration_ms = %(duration_ms)s, parse_ms = %(parse_ms)s,"
-    " transpile_ms = %(transpile_ms)s, diagram = %(diagram)s"
-)
-
-COMPLETE = f"""
-UPDATE tasks
-SET status = 'completed', result = %(result)s, finished_at = %(now)s, lease_expires_at = NULL, {DETAILS}
-WHERE {OWNED}
-"""
-
-FAIL = f"""
-UPDATE tasks
-SET status = 'failed', error = %(error)s, finished_at = %(now)s, lease_expires_at = NULL, {DETAILS}
-WHERE {OWNED}
-"""
-
-MARK_CANCELLED = f"""
-UPDATE tasks SET status = 'cancelled', finished_at = %(now)s, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-RELEASE = f"""
-UPDATE tasks
-SET status = 'submitted', attempts = attempts - 1, worker_id = NULL, started_at = NULL, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-CANCEL_SUBMITTED = """
-UPDATE tasks SET status = 'cancelled', finished_at = %(now)s
-WHERE id = %(id)s AND status = 'submitted'
-RETURNING status
-"""
-
-REQUEST_CANCEL = """
-UPDATE tasks SET cancel_requested = TRUE
-WHERE id = %(id)s AND status = 'pending'
-RETURNING status
-"""
-
-# FOR UPDATE: a cancel that found the task finished reports the state it really had.
-SELECT_STATUS = "SELECT status FROM tasks WHERE id = %(id)s FOR UPDATE"
-
-BEAT_WORKER = """
-INSERT INTO workers (id, host, pid, started_at, last_heartbeat, task_id)
-VALUES (%(id)s, %(host)s, %(pid)s, %(now)s, %(now)s, %(task_id)s)
-ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, task_id = excluded.task_id
-"""
-
-REMOVE_WORKER = "DELETE FROM workers WHERE id = %(id)s"
-
-FORGET_DEAD_WORKERS = "DELETE FROM workers WHERE last_heartbeat < %(before)s"
-
-LIVE_WORKERS = """
-SELECT id, host, pid, started_at, last_heartbeat, task_id FROM workers
-WHERE last_heartbeat >= %(since)s ORDER BY started_at
-"""
-
-TASK_COUNTS = "SELECT status, sum(n) AS n FROM task_counts GROUP BY status"
-
-COUNTERS = "SELECT name, sum(value) AS value FROM counters GROUP BY name"
-
-HISTOGRAMS = """
-SELECT metric, CASE WHEN le = 'Infinity' THEN NULL ELSE le END AS le, sum(count) AS count
-FROM histogram_buckets GROUP BY metric, le ORDER BY metric, le
-"""
-
 # Zero-count rows for every bucket, so a fresh database already shows the full histograms.
 SEED_BUCKETS = """
 INSERT INTO histogram_buckets (metric, le, shard, count)
@@ -311,10 +173,66 @@ SELECT %(metric)s, bound, 0, 0 FROM unnest(%(bounds)s::float8[] || 'Infinity'::f
 ON CONFLICT DO NOTHING
 """
 
-PRUNE_FINISHED = """
-DELETE FROM tasks WHERE seq IN (
-    SELECT seq FROM tasks
-    WHERE finished_at < %(before)s AND status IN ('completed', 'failed', 'cancelled')
-    LIMIT %(limit)s
+FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
+
+# For the tests and operators: how PostgreSQL finds the row CLAIM_NEXT takes.
+EXPLAIN_CLAIM = (
+    "EXPLAIN (FORMAT JSON) SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
-"""
+
+# A quoted literal (kept, but for its `%`), a `::` cast (kept), a `:name` placeholder, or a `%`.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|::|:([A-Za-z_]\w*)|%")
+
+
+def to_pyformat(text: str) -> str:
+    """SQL written with `:name` placeholders in psycopg's style: `%(name)s`, and every `%` doubled.
+
+    psycopg reads `%` as the start of a placeholder whenever parameters are passed, and only then:
+    so the store passes a mapping with every statement, an empty one when nothing is bound.
+    """
+
+    def convert(token: re.Match[str]) -> str:
+        if token[1] is not None:
+            return f"%({token[1]})s"
+        return token[0].replace("%", "%%")
+
+    return _TOKEN.sub(convert, text)
+
+
+Q = TypeVar("Q", bound=type[Queries])
+
+
+def in_pyformat(queries: Q) -> Q:
+    """Convert, in place, every statement the class inherits from Queries (its own are in psycopg's style)."""
+    for name, text in vars(Queries).items():
+        if name.isupper() and name not in vars(queries):
+            setattr(queries, name, to_pyformat(text))
+    return queries
+
+
+@in_pyformat
+class PostgresQueries(Queries):
+    """The shared statements in psycopg's placeholders, and PostgreSQL's own claim, status read and histogram read."""
+
+    # The oldest submitted task no other transaction holds, claimed in one statement: SKIP LOCKED
+    # lets any number of workers claim at once without waiting on each other.
+    CLAIM_NEXT = """
+    WITH next AS (
+        SELECT seq FROM tasks WHERE status = 'submitted'
+        ORDER BY seq LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
+        started_at = %(now)s, lease_expires_at = %(expires)s
+    FROM next WHERE tasks.seq = next.seq
+    RETURNING tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at
+    """
+
+    # FOR UPDATE: a cancel that found the task finished reports the state it really had.
+    SELECT_STATUS = "SELECT status FROM tasks WHERE id = %(id)s FOR UPDATE"
+
+    # The +Inf bucket is stored as Infinity in every shard; the records want NULL for it, sorted last.
+    HISTOGRAMS = """
+    SELECT metric, CASE WHEN le = 'Infinity' THEN NULL ELSE le END AS le, sum(count) AS count
+    FROM histogram_buckets GROUP BY metric, le ORDER BY metric, le
+    """

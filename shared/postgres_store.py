@@ -19,14 +19,14 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from shared import postgres_sql as sql
+from shared import postgres_sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
-from shared.sqlite_sql import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = len(sql.MIGRATIONS)
+SCHEMA_VERSION = len(postgres_sql.MIGRATIONS)
 POOL_TIMEOUT_SECONDS = 10.0
 # While LISTENing, an idle worker still looks for work this often, in case a NOTIFY was missed.
 LISTEN_SAFETY_POLL_SECONDS = 1.0
@@ -42,12 +42,12 @@ def _one(cursor: psycopg.Cursor[Any]) -> Any:
 class PostgresStore(SqlStore):
     """A store on a PostgreSQL database, through a small connection pool per process."""
 
-    sql = sql
+    sql = postgres_sql.PostgresQueries
 
     def __init__(self, url: str, busy_timeout_ms: int = 5000, poll_only: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
-        self.listens = not poll_only
+        self.poll_only = poll_only
         self._listener: psycopg.Connection[Any] | None = None
         # lock_timeout plays SQLite's busy timeout: past it the API answers 503, not a hang.
         self.pool = ConnectionPool(
@@ -98,35 +98,35 @@ class PostgresStore(SqlStore):
 
     def initialize(self) -> None:
         with self._transaction() as conn:
-            conn.execute(sql.SCHEMA_LOCK)
-            conn.execute(sql.SCHEMA_VERSION_TABLE)
-            version = _one(conn.execute(sql.SELECT_VERSION))["version"] or 0
+            conn.execute(postgres_sql.SCHEMA_LOCK)
+            conn.execute(postgres_sql.SCHEMA_VERSION_TABLE)
+            version = _one(conn.execute(postgres_sql.SELECT_VERSION))["version"] or 0
             if version > SCHEMA_VERSION:
                 raise StoreError(f"database has schema version {version}; this code knows up to {SCHEMA_VERSION}")
-            for number, statements in enumerate(sql.MIGRATIONS[version:], start=version + 1):
+            for number, statements in enumerate(postgres_sql.MIGRATIONS[version:], start=version + 1):
                 for statement in statements:
                     conn.execute(statement)
-                conn.execute(sql.RECORD_VERSION, {"version": number})
-            for metric, bounds in (("queue_wait", QUEUE_WAIT_BUCKETS), ("run_time", RUN_TIME_BUCKETS)):
-                conn.execute(sql.SEED_BUCKETS, {"metric": metric, "bounds": list(map(float, bounds))})
+                conn.execute(postgres_sql.RECORD_VERSION, {"version": number})
+            for metric, bounds in BUCKETS_BY_METRIC.items():
+                conn.execute(postgres_sql.SEED_BUCKETS, {"metric": metric, "bounds": list(map(float, bounds))})
 
     def finished_among(self, task_ids: list[str]) -> list[str]:
         with self._connect() as conn:
-            return [row["id"] for row in conn.execute(sql.FINISHED_AMONG, {"ids": task_ids})]
+            return [row["id"] for row in conn.execute(postgres_sql.FINISHED_AMONG, {"ids": task_ids})]
 
     def listen(self) -> None:
-        if not self.listens or (self._listener is not None and not self._listener.closed):
+        if self.poll_only or (self._listener is not None and not self._listener.closed):
             return
         try:
             self._listener = psycopg.connect(self.url, autocommit=True)
-            self._listener.execute(sql.LISTEN)
+            self._listener.execute(postgres_sql.LISTEN)
         except psycopg.Error as error:
             logger.warning("cannot LISTEN yet, polling until the database answers: %s", error)
             self._listener = None
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until a NOTIFY says a task arrived; the poll behind it is slow (a safety net only)."""
-        if not self.listens:
+        if self.poll_only:
             time.sleep(timeout)
             return
         try:
@@ -145,5 +145,5 @@ class PostgresStore(SqlStore):
 
     def explain_claim(self) -> str:
         with self._connect() as conn:
-            plan = conn.execute(sql.EXPLAIN_CLAIM).fetchone()
+            plan = conn.execute(postgres_sql.EXPLAIN_CLAIM).fetchone()
         return json.dumps(plan)

@@ -1,8 +1,9 @@
 """What both SQL backends share: every method that differs between them only in its SQL text.
 
-Each backend supplies its statements (a module of named constants, `sql`) and its connections
-(`_connect`, `_transaction`); rows are read by column name, which sqlite3.Row and psycopg's
-dict rows both allow.
+Each backend supplies its statements (`sql`, a shared.queries.Queries subclass in its placeholder
+style) and its connections (`_connect`, `_transaction`); rows are read by column name, which
+sqlite3.Row and psycopg's dict rows both allow. Every statement runs with a parameter mapping,
+an empty one when nothing is bound: psycopg turns `%%` back into `%` only then.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import abc
 import json
 from contextlib import AbstractContextManager
-from types import ModuleType
 from typing import Any
 
 from shared import rows
@@ -25,11 +25,12 @@ from shared.models import (
     TaskSummary,
     WorkerInfo,
 )
+from shared.queries import Queries
 from shared.store import NO_LIMIT, Store
 
 
 class SqlStore(Store):
-    sql: ModuleType
+    sql: type[Queries]
 
     @abc.abstractmethod
     def _connect(self, durable: bool = False) -> AbstractContextManager[Any]:
@@ -45,11 +46,11 @@ class SqlStore(Store):
 
     def has_work(self) -> bool:
         with self._connect() as conn:
-            return bool(conn.execute(self.sql.HAS_WORK).fetchone()["found"])
+            return bool(conn.execute(self.sql.HAS_WORK, {}).fetchone()["found"])
 
     def finished_version(self) -> float:
         with self._connect() as conn:
-            return float(conn.execute(self.sql.FINISHED_VERSION).fetchone()["version"])
+            return float(conn.execute(self.sql.FINISHED_VERSION, {}).fetchone()["version"])
 
     # --- the API's side -------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class SqlStore(Store):
 
     def queued_bytes(self) -> int:
         with self._connect() as conn:
-            return int(conn.execute(self.sql.QUEUED_BYTES).fetchone()["value"])
+            return int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"])
 
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:
@@ -106,9 +107,9 @@ class SqlStore(Store):
     def stats(self, now: float, live_after: float) -> QueueStats:
         with self._connect() as conn:
             return rows.queue_stats(
-                counts=conn.execute(self.sql.TASK_COUNTS).fetchall(),
-                counters=conn.execute(self.sql.COUNTERS).fetchall(),
-                buckets=conn.execute(self.sql.HISTOGRAMS).fetchall(),
+                counts=conn.execute(self.sql.TASK_COUNTS, {}).fetchall(),
+                counters=conn.execute(self.sql.COUNTERS, {}).fetchall(),
+                buckets=conn.execute(self.sql.HISTOGRAMS, {}).fetchall(),
                 workers=conn.execute(self.sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
             )
 

@@ -1,8 +1,9 @@
-"""Every SQL statement of the SQLite backend, as named constants. Parameters are always bound."""
+"""The SQL only the SQLite backend runs: its schema, and the statements its dialect writes its own way.
 
-# Histogram bucket upper bounds, in seconds (+Inf is added as a NULL bound).
-QUEUE_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-RUN_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800)
+The rest is written once for both backends in shared.queries. Parameters are always bound.
+"""
+
+from shared.queries import Queries
 
 # Each migration brings the schema from version N-1 to N; `PRAGMA user_version` records N.
 MIGRATIONS: list[list[str]] = [
@@ -156,159 +157,27 @@ INSERT INTO histogram_buckets (metric, le, count)
 SELECT ?, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM histogram_buckets WHERE metric = ? AND le IS NULL)
 """
 
-# Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
-INSERT_TASK = """
-INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
-SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes
-WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
-RETURNING seq
-"""
-
-QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
-
-TASK_COLUMNS = """
-id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
-"""
-
-SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :id"
-
-SELECT_CIRCUIT = "SELECT circuit, diagram FROM tasks WHERE id = :id"
-
-SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits"
-
-LIST_TASKS = f"""
-SELECT {SUMMARY_COLUMNS} FROM tasks
-WHERE seq < :before
-ORDER BY seq DESC LIMIT :limit
-"""
-
-LIST_TASKS_BY_STATUS = f"""
-SELECT {SUMMARY_COLUMNS} FROM tasks
-WHERE status = :status AND seq < :before
-ORDER BY seq DESC LIMIT :limit
-"""
-
-HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
-
-# Moves whenever a task reaches a final state: long-polls re-check their tasks only then.
-FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%'"
-
+# One `?` per id is filled in (marks only: the ids themselves are bound).
 FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
-
-# A lease that expired means its worker died or hung: a task someone asked to cancel is
-# cancelled; past the attempt limit the task fails; otherwise it goes back to the queue at its
-# old place (seq is unchanged).
-CANCEL_EXPIRED = """
-UPDATE tasks
-SET status = 'cancelled', finished_at = :now, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_expires_at < :now AND cancel_requested = 1
-RETURNING id, attempts
-"""
-
-FAIL_EXHAUSTED = """
-UPDATE tasks
-SET status = 'failed', finished_at = :now, lease_expires_at = NULL,
-    error = 'WorkerLost: the task was interrupted ' || attempts
-            || ' times (its worker stopped renewing the lease); giving up after MAX_ATTEMPTS='
-            || :max_attempts
-WHERE status = 'pending' AND lease_expires_at < :now AND attempts >= :max_attempts
-RETURNING id, attempts
-"""
-
-REQUEUE_EXPIRED = """
-UPDATE tasks
-SET status = 'submitted', worker_id = NULL, started_at = NULL, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_expires_at < :now
-RETURNING id, attempts
-"""
-
-CLAIM_NEXT = """
-UPDATE tasks
-SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
-    started_at = :now, lease_expires_at = :expires
-WHERE seq = (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1)
-RETURNING id, circuit, shots, seed, attempts, created_at
-"""
-
-# Every write by a worker names the attempt it holds: a worker whose lease was taken over
-# matches no row and so cannot overwrite the new owner's state.
-OWNED = "id = :id AND worker_id = :worker AND attempts = :attempt AND status = 'pending'"
-
-RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {OWNED} RETURNING cancel_requested"
-
-DETAILS = (
-    "num_qubits = :num_qubits, depth = :depth, duration_ms = :duration_ms, parse_ms = :parse_ms,"
-    " transpile_ms = :transpile_ms, diagram = :diagram"
-)
-
-COMPLETE = f"""
-UPDATE tasks
-SET status = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL, {DETAILS}
-WHERE {OWNED}
-"""
-
-FAIL = f"""
-UPDATE tasks
-SET status = 'failed', error = :error, finished_at = :now, lease_expires_at = NULL, {DETAILS}
-WHERE {OWNED}
-"""
-
-MARK_CANCELLED = f"""
-UPDATE tasks
-SET status = 'cancelled', finished_at = :now, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-RELEASE = f"""
-UPDATE tasks
-SET status = 'submitted', attempts = attempts - 1, worker_id = NULL,
-    started_at = NULL, lease_expires_at = NULL
-WHERE {OWNED}
-"""
-
-CANCEL_SUBMITTED = """
-UPDATE tasks SET status = 'cancelled', finished_at = :now
-WHERE id = :id AND status = 'submitted'
-RETURNING status
-"""
-
-REQUEST_CANCEL = """
-UPDATE tasks SET cancel_requested = 1
-WHERE id = :id AND status = 'pending'
-RETURNING status
-"""
-
-SELECT_STATUS = "SELECT status FROM tasks WHERE id = :id"
-
-BEAT_WORKER = """
-INSERT INTO workers (id, host, pid, started_at, last_heartbeat, task_id)
-VALUES (:id, :host, :pid, :now, :now, :task_id)
-ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, task_id = excluded.task_id
-"""
-
-REMOVE_WORKER = "DELETE FROM workers WHERE id = :id"
-
-FORGET_DEAD_WORKERS = "DELETE FROM workers WHERE last_heartbeat < :before"
-
-LIVE_WORKERS = """
-SELECT id, host, pid, started_at, last_heartbeat, task_id FROM workers
-WHERE last_heartbeat >= :since ORDER BY started_at
-"""
-
-TASK_COUNTS = "SELECT status, n FROM task_counts"
-
-COUNTERS = "SELECT name, value FROM counters"
-
-HISTOGRAMS = "SELECT metric, le, count FROM histogram_buckets ORDER BY metric, le IS NULL, le"
-
-PRUNE_FINISHED = """
-DELETE FROM tasks WHERE seq IN (
-    SELECT seq FROM tasks
-    WHERE finished_at < :before AND status IN ('completed', 'failed', 'cancelled')
-    LIMIT :limit
-)
-"""
 
 # For the tests and operators: how SQLite finds the row CLAIM_NEXT takes.
 EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1"
+
+
+class SqliteQueries(Queries):
+    """The shared statements as written, and SQLite's own claim, status read and histogram read."""
+
+    # Atomic only inside BEGIN IMMEDIATE (SqliteStore._claim_context).
+    CLAIM_NEXT = """
+    UPDATE tasks
+    SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
+        started_at = :now, lease_expires_at = :expires
+    WHERE seq = (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1)
+    RETURNING id, circuit, shots, seed, attempts, created_at
+    """
+
+    # No FOR UPDATE in SQLite: the cancel's BEGIN IMMEDIATE already keeps other writers out.
+    SELECT_STATUS = "SELECT status FROM tasks WHERE id = :id"
+
+    # The +Inf bucket's bound is NULL, sorted last.
+    HISTOGRAMS = "SELECT metric, le, count FROM histogram_buckets ORDER BY metric, le IS NULL, le"

@@ -8,13 +8,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 
-from shared import sqlite_sql as sql
+from shared import sqlite_sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
 from shared.store import NO_LIMIT
 from shared.wakeup import WakeSocket, wake_all
 
-SCHEMA_VERSION = len(sql.MIGRATIONS)
+SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
 
 
 class SqliteStore(SqlStore):
@@ -26,10 +27,7 @@ class SqliteStore(SqlStore):
     reopened, so a database that disappears is noticed at once.
     """
 
-    sql = sql
-
-    # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).
-    listens = True
+    sql = sqlite_sql.SqliteQueries
 
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
@@ -116,12 +114,12 @@ class SqliteStore(SqlStore):
                 raise StoreError(
                     f"database {self.path!r} has schema version {version}; this code knows up to {SCHEMA_VERSION}"
                 )
-            for statements in sql.MIGRATIONS[version:]:
+            for statements in sqlite_sql.MIGRATIONS[version:]:
                 for statement in statements:
                     conn.execute(statement)
-            for metric, bounds in (("queue_wait", sql.QUEUE_WAIT_BUCKETS), ("run_time", sql.RUN_TIME_BUCKETS)):
-                conn.executemany(sql.SEED_BUCKETS, [(metric, le) for le in bounds])
-                conn.execute(sql.SEED_INF_BUCKET, (metric, metric))
+            for metric, bounds in BUCKETS_BY_METRIC.items():
+                conn.executemany(sqlite_sql.SEED_BUCKETS, [(metric, le) for le in bounds])
+                conn.execute(sqlite_sql.SEED_INF_BUCKET, (metric, metric))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def finished_among(self, task_ids: list[str]) -> list[str]:
@@ -129,7 +127,7 @@ class SqliteStore(SqlStore):
         with self._connect() as conn:
             for start in range(0, len(task_ids), 500):
                 chunk = task_ids[start : start + 500]
-                query = sql.FINISHED_AMONG.format(marks=",".join("?" * len(chunk)))
+                query = sqlite_sql.FINISHED_AMONG.format(marks=",".join("?" * len(chunk)))
                 found += [row["id"] for row in conn.execute(query, chunk)]
         return found
 
@@ -142,6 +140,7 @@ class SqliteStore(SqlStore):
         return created
 
     def listen(self) -> None:
+        # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).
         if self._doorbell is None:
             self._doorbell = WakeSocket(self.path)
 
@@ -162,4 +161,4 @@ class SqliteStore(SqlStore):
 
     def explain_claim(self) -> str:
         with self._connect() as conn:
-            return "\n".join(row["detail"] for row in conn.execute(sql.EXPLAIN_CLAIM))
+            return "\n".join(row["detail"] for row in conn.execute(sqlite_sql.EXPLAIN_CLAIM))

@@ -1,10 +1,9 @@
-"""The storage interface both processes use; each backend owns its own SQL."""
+"""The storage interface both processes use; shared.backends picks the backend that implements it."""
 
 from __future__ import annotations
 
 import abc
 
-from shared.config import Settings
 from shared.models import (
     CancelOutcome,
     Claim,
@@ -23,16 +22,14 @@ NO_LIMIT = 2**62  # bytes: more than any database holds
 class Store(abc.ABC):
     """Tasks table and queue in one. Every method is one short transaction."""
 
-    #: True when idle workers can block in wait_for_work() until a task arrives (LISTEN/NOTIFY).
-    listens: bool = False
-
+    @abc.abstractmethod
     def listen(self) -> None:
-        """Start receiving new-task wake-ups, before the first look for work (backends that listen)."""
-        raise NotImplementedError
+        """Start receiving new-task wake-ups; a worker calls it before its first look for work."""
 
+    @abc.abstractmethod
     def wait_for_work(self, timeout: float) -> None:
-        """Block until new work may have arrived or timeout seconds pass (backends that listen)."""
-        raise NotImplementedError
+        """Block until a new task may have arrived, or at most timeout seconds (a backend that cannot
+        be woken just sleeps): the caller looks for work again either way."""
 
     def close(self) -> None:  # noqa: B027 - optional: only backends holding connections override it
         """Release connections; the store is not used afterwards."""
@@ -137,19 +134,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def explain_claim(self) -> str:
         """The database's plan for finding the next task to claim (it must use an index)."""
-
-
-def open_store(settings: Settings, pool_size: int = 10) -> Store:
-    """The store the settings select: PostgreSQL when DATABASE_URL is set, else SQLite at DATABASE_NAME."""
-    if settings.database_url:
-        from shared.postgres_store import PostgresStore  # psycopg is needed only for this backend
-
-        return PostgresStore(
-            settings.database_url,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            poll_only=settings.database_poll_only,
-            pool_size=pool_size,
-        )
-    from shared.sqlite_store import SqliteStore
-
-    return SqliteStore(settings.database_name, busy_timeout_ms=settings.busy_timeout_ms)

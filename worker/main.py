@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from shared.backends import open_store
 from shared.config import get_settings
 from shared.errors import StoreError
 from shared.logs import configure_logging
-from shared.store import open_store
 from worker.worker import Worker
 
 logger = logging.getLogger("worker")

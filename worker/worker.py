@@ -73,8 +73,7 @@ class Worker:
         self.child.start()
         self.housekeeper.start()
         self.leases.start()
-        if self.store.listens:
-            self.store.listen()
+        self.store.listen()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         try:
@@ -101,13 +100,11 @@ class Worker:
         return handled
 
     def _idle(self) -> None:
-        # A new task wakes the worker at once (PostgreSQL NOTIFY, or SQLite's wake-up socket);
-        # the poll interval is only the safety net. A signal does not cut that wait short, so it
-        # lasts at most a second, which bounds how long a SIGTERM waits on an idle worker.
-        if self.store.listens:
-            self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
-        else:
-            self._stopping.wait(self.settings.poll_interval_seconds)
+        # A new task wakes the worker at once (PostgreSQL NOTIFY, or SQLite's wake-up socket;
+        # with DATABASE_POLL_ONLY the store just sleeps); the poll interval is only the safety net.
+        # A signal does not cut that wait short, so it lasts at most a second, which bounds how
+        # long a SIGTERM waits on an idle worker.
+        self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
 
     def _next_claim(self) -> Claim | None:
         if not self.store.has_work():

@@ -1,0 +1,163 @@
+"""The SQL both backends run as written: one text per statement, with `:name` placeholders, always bound.
+
+`Queries` holds every statement the store's shared methods run (shared.sql_store). A backend's
+subclass writes the few its dialect needs otherwise (shared.sqlite_sql, shared.postgres_sql);
+PostgreSQL's converts the ones it inherits to psycopg's `%(name)s` once, at import. `:name` is the
+written style because it is plain SQL: `%` stays a `%` here, and the conversion doubles it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+_TASK_COLUMNS = """
+id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
+"""
+
+_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits"
+
+# Every write by a worker names the attempt it holds: a worker whose lease was taken over
+# matches no row and so cannot overwrite the new owner's state.
+_OWNED = "id = :id AND worker_id = :worker AND attempts = :attempt AND status = 'pending'"
+
+_DETAILS = (
+    "num_qubits = :num_qubits, depth = :depth, duration_ms = :duration_ms, parse_ms = :parse_ms,"
+    " transpile_ms = :transpile_ms, diagram = :diagram"
+)
+
+
+class Queries:
+    """The statements of the store's shared methods; a class only as a namespace a dialect can extend."""
+
+    # Written by each dialect: how to claim without a race, whether a read can lock its row,
+    # and how the +Inf histogram bucket is stored.
+    CLAIM_NEXT: ClassVar[str]
+    SELECT_STATUS: ClassVar[str]
+    HISTOGRAMS: ClassVar[str]
+
+    # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
+    INSERT_TASK = """
+    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes
+    WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
+    RETURNING seq
+    """
+
+    QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
+
+    SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"
+
+    SELECT_CIRCUIT = "SELECT circuit, diagram FROM tasks WHERE id = :id"
+
+    LIST_TASKS = f"""
+    SELECT {_SUMMARY_COLUMNS} FROM tasks
+    WHERE seq < :before
+    ORDER BY seq DESC LIMIT :limit
+    """
+
+    LIST_TASKS_BY_STATUS = f"""
+    SELECT {_SUMMARY_COLUMNS} FROM tasks
+    WHERE status = :status AND seq < :before
+    ORDER BY seq DESC LIMIT :limit
+    """
+
+    HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
+
+    # Moves whenever a task reaches a final state: long-polls re-check their tasks only then.
+    FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%'"
+
+    # A lease that expired means its worker died or hung: a task someone asked to cancel is
+    # cancelled; past the attempt limit the task fails; otherwise it goes back to the queue at its
+    # old place (seq is unchanged).
+    CANCEL_EXPIRED = """
+    UPDATE tasks
+    SET status = 'cancelled', finished_at = :now, lease_expires_at = NULL
+    WHERE status = 'pending' AND lease_expires_at < :now AND cancel_requested
+    RETURNING id, attempts
+    """
+
+    FAIL_EXHAUSTED = """
+    UPDATE tasks
+    SET status = 'failed', finished_at = :now, lease_expires_at = NULL,
+        error = 'WorkerLost: the task was interrupted ' || attempts
+                || ' times (its worker stopped renewing the lease); giving up after MAX_ATTEMPTS='
+                || :max_attempts
+    WHERE status = 'pending' AND lease_expires_at < :now AND attempts >= :max_attempts
+    RETURNING id, attempts
+    """
+
+    REQUEUE_EXPIRED = """
+    UPDATE tasks
+    SET status = 'submitted', worker_id = NULL, started_at = NULL, lease_expires_at = NULL
+    WHERE status = 'pending' AND lease_expires_at < :now
+    RETURNING id, attempts
+    """
+
+    RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {_OWNED} RETURNING cancel_requested"
+
+    COMPLETE = f"""
+    UPDATE tasks
+    SET status = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL, {_DETAILS}
+    WHERE {_OWNED}
+    """
+
+    FAIL = f"""
+    UPDATE tasks
+    SET status = 'failed', error = :error, finished_at = :now, lease_expires_at = NULL, {_DETAILS}
+    WHERE {_OWNED}
+    """
+
+    MARK_CANCELLED = f"""
+    UPDATE tasks
+    SET status = 'cancelled', finished_at = :now, lease_expires_at = NULL
+    WHERE {_OWNED}
+    """
+
+    RELEASE = f"""
+    UPDATE tasks
+    SET status = 'submitted', attempts = attempts - 1, worker_id = NULL,
+        started_at = NULL, lease_expires_at = NULL
+    WHERE {_OWNED}
+    """
+
+    CANCEL_SUBMITTED = """
+    UPDATE tasks SET status = 'cancelled', finished_at = :now
+    WHERE id = :id AND status = 'submitted'
+    RETURNING status
+    """
+
+    # TRUE is 1 in SQLite's integer column and a boolean in PostgreSQL's.
+    REQUEST_CANCEL = """
+    UPDATE tasks SET cancel_requested = TRUE
+    WHERE id = :id AND status = 'pending'
+    RETURNING status
+    """
+
+    BEAT_WORKER = """
+    INSERT INTO workers (id, host, pid, started_at, last_heartbeat, task_id)
+    VALUES (:id, :host, :pid, :now, :now, :task_id)
+    ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, task_id = excluded.task_id
+    """
+
+    REMOVE_WORKER = "DELETE FROM workers WHERE id = :id"
+
+    FORGET_DEAD_WORKERS = "DELETE FROM workers WHERE last_heartbeat < :before"
+
+    LIVE_WORKERS = """
+    SELECT id, host, pid, started_at, last_heartbeat, task_id FROM workers
+    WHERE last_heartbeat >= :since ORDER BY started_at
+    """
+
+    # PostgreSQL spreads each count over shards (one row per status in SQLite): sum them.
+    TASK_COUNTS = "SELECT status, sum(n) AS n FROM task_counts GROUP BY status"
+
+    COUNTERS = "SELECT name, sum(value) AS value FROM counters GROUP BY name"
+
+    PRUNE_FINISHED = """
+    DELETE FROM tasks WHERE seq IN (
+        SELECT seq FROM tasks
+        WHERE finished_at < :before AND status IN ('completed', 'failed', 'cancelled')
+        LIMIT :limit
+    )
+    """

@@ -1,0 +1,59 @@
+"""Imports flow one way (api_server -> shared <- worker) and never in a circle, deferred imports included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("api_server", "worker", "shared")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """First-party modules this file imports anywhere in it, inside functions too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from shared import rows` imports shared.rows; `from shared.store import Store` imports shared.store
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            found.add(node.module)
+    return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).glob("*.py")}
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_no_import_circles() -> None:
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(name) :], name]))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            visit(target, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_shared_imports_neither_the_api_nor_the_worker() -> None:
+    outward = {
+        (name, target)
+        for name, targets in _graph().items()
+        if name.startswith("shared.")
+        for target in targets
+        if not target.startswith("shared.")
+    }
+    assert outward == set()
