@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DURATION = re.compile(r"^(\d+ µs|\d+(\.\d)? ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)$")
 VALUE_LABEL = re.compile(r"^(?P<count>\d{1,3}(,\d{3})*) · (?P<percent>[\d.]+)%$")
+PAGE_SIZE = 50  # the dashboard's page of tasks
 TOP_OUTCOMES = 16  # bars the chart gives to single outcomes before summing the rest
 
 
@@ -200,6 +201,57 @@ def test_a_task_with_many_outcomes_charts_the_top_ones_and_sums_the_rest(page: P
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.evaluate("window.cspViolations") == []
     assert not [text for text in console if "Content Security Policy" in text], console
+
+
+def test_page_through_every_task_and_filter_by_state(page: Page, make_cluster: type) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()  # no worker: every task stays submitted, and the list holds still
+    total = 2 * PAGE_SIZE + 7
+    with cluster.client() as client:
+        submitted = [submit(client, BELL_QASM3) for _ in range(total)]
+    page.goto(cluster.base_url + "/")
+    info = page.locator("#page-info")
+    older, newer = page.locator("#older-button"), page.locator("#newer-button")
+    links = page.locator("#tasks tbody td a")
+    expect(info).to_have_text(f"Tasks 1–{PAGE_SIZE}, newest first")
+    expect(newer).to_be_disabled()
+    seen: list[str] = []
+    for first, last in [(1, PAGE_SIZE), (PAGE_SIZE + 1, 2 * PAGE_SIZE), (2 * PAGE_SIZE + 1, total)]:
+        expect(info).to_have_text(f"Tasks {first}–{last}, newest first")
+        expect(links).to_have_count(last - first + 1)
+        seen += [link.get_attribute("title") or "" for link in links.all()]
+        if last < total:
+            older.click()
+    expect(older).to_be_disabled()
+    assert len(set(seen)) == len(seen) == total, "a task was shown twice or not at all"
+    assert seen == submitted[::-1], "not newest first"  # the last page ends with the oldest task
+
+    newer.click()
+    expect(info).to_have_text(f"Tasks {PAGE_SIZE + 1}–{2 * PAGE_SIZE}, newest first")
+    page.select_option("#state-filter", "completed")  # a filter starts again from the newest
+    expect(page.locator("#tasks tbody tr")).to_have_text(["No tasks."])
+    expect(older).to_be_disabled()
+    expect(newer).to_be_disabled()
+    page.select_option("#state-filter", "submitted")
+    expect(info).to_have_text(f"Tasks 1–{PAGE_SIZE}, newest first")
+    expect(links.first).to_have_attribute("title", submitted[-1])
+
+
+def test_find_a_task_by_its_id(page: Page, dashboard: Cluster) -> None:
+    with dashboard.client() as client:
+        task_id = submit(client, BELL_QASM3, seed=3)
+    page.goto(dashboard.base_url + "/")
+    page.fill("#find-id", "no-such-task")
+    page.click("#find-button")
+    expect(page.locator("#find-error")).to_have_text("Task not found: no-such-task")
+    assert page.url == dashboard.base_url + "/"
+    page.fill("#find-id", "..")  # resolved by the URL parser to another path: still not a task
+    page.click("#find-button")
+    expect(page.locator("#find-error")).to_have_text("Task not found: ..")
+    page.fill("#find-id", f"  {task_id} ")  # as pasted, with spaces around it
+    page.click("#find-button")
+    page.wait_for_url(f"**/ui/tasks/{task_id}")
+    expect(page.locator("#task-id")).to_have_text(task_id)
 
 
 def test_a_broken_circuit_shows_its_error_and_markup_stays_text(page: Page, dashboard: Cluster) -> None:

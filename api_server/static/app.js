@@ -7,6 +7,7 @@ const QTQ = (() => {
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const STATES = ["submitted", "pending", "completed", "failed", "cancelled"];
   const SVG = "http://www.w3.org/2000/svg";
+  const PAGE_SIZE = 50;
   // The chart shows this many outcomes by count; the rest share one "other" bar, so its size
   // and cost stay the same for 2 outcomes or 100,000.
   const TOP_OUTCOMES = 16;
@@ -94,26 +95,74 @@ const QTQ = (() => {
       body.workers.map((w) => `${w.host}:${w.pid}`).join(", ");
   }
 
+  // The list pages with the API's keyset cursors: `cursors` holds the cursor of each page after
+  // the first, so "Newer" goes back exactly and an older page stays put while new tasks arrive.
+  const list = { cursors: [], next: null, request: 0 };
+
   async function refreshTasks() {
+    const request = ++list.request;
     const state = document.getElementById("state-filter").value;
-    const query = new URLSearchParams({ limit: "50" });
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state) query.set("status", state);
+    const cursor = list.cursors.at(-1);
+    if (cursor) query.set("cursor", cursor);
     const { status, body } = await api(`/tasks?${query}`);
-    const rows = document.querySelector("#tasks tbody");
-    if (status !== 200) return;
-    rows.replaceChildren();
-    for (const task of body.items) {
+    // A page change or filter started a newer request: this answer is for a page no longer shown.
+    if (request !== list.request || status !== 200) return;
+    const rows = body.items.map((task) => {
       const row = document.createElement("tr");
       const link = el("a", task.task_id.slice(0, 8));
       link.href = `/ui/tasks/${encodeURIComponent(task.task_id)}`;
       link.title = task.task_id;
-      const idCell = document.createElement("td");
-      idCell.append(link);
-      const stateCell = document.createElement("td");
-      stateCell.append(statusNode(task.status));
-      row.append(idCell, stateCell, el("td", task.shots), el("td", task.num_qubits ?? ""),
-        el("td", when(task.created_at)), el("td", when(task.finished_at)));
-      rows.append(row);
+      const cells = [link, statusNode(task.status), COUNT.format(task.shots), task.num_qubits ?? "",
+        timeNode(task.created_at), timeNode(task.finished_at)];
+      row.append(...cells.map((cell) => {
+        const td = document.createElement("td");
+        td.append(cell instanceof Node ? cell : String(cell));
+        return td;
+      }));
+      return row;
+    });
+    if (rows.length === 0) {
+      const empty = el("td", list.cursors.length ? "No older tasks." : "No tasks.", "muted");
+      empty.colSpan = 6;
+      rows.push(document.createElement("tr"));
+      rows[0].append(empty);
+    }
+    document.querySelector("#tasks tbody").replaceChildren(...rows);
+    list.next = body.next_cursor ?? null;
+    const first = list.cursors.length * PAGE_SIZE;
+    document.getElementById("page-info").textContent = body.items.length
+      ? `Tasks ${COUNT.format(first + 1)}–${COUNT.format(first + body.items.length)}, newest first`
+      : "";
+    document.getElementById("newer-button").disabled = list.cursors.length === 0;
+    document.getElementById("older-button").disabled = list.next === null;
+  }
+
+  function showPage(change) {
+    change();
+    refreshTasks();
+  }
+
+  async function findTask(event) {
+    event.preventDefault();
+    const input = document.getElementById("find-id");
+    const message = document.getElementById("find-error");
+    const taskId = input.value.trim();
+    message.textContent = "";
+    if (!taskId) {
+      message.textContent = "Enter a task id.";
+      return;
+    }
+    const { status, body } = await api(`/tasks/${encodeURIComponent(taskId)}`);
+    // An id such as ".." is resolved by the URL parser before it reaches the API: only an answer
+    // about this very id counts.
+    if (status === 200 && body && body.task_id === taskId) {
+      window.location.assign(`/ui/tasks/${encodeURIComponent(taskId)}`);
+    } else if (status === 200 || status === 404 || status === 422) {
+      message.textContent = `Task not found: ${taskId}`;
+    } else {
+      message.textContent = describeError(body, status);
     }
   }
 
@@ -145,7 +194,12 @@ const QTQ = (() => {
   function indexPage() {
     document.getElementById("circuit").value = BELL;
     document.getElementById("submit-form").addEventListener("submit", submitForm);
-    document.getElementById("state-filter").addEventListener("change", refreshTasks);
+    document.getElementById("state-filter").addEventListener("change", () => showPage(() => { list.cursors = []; }));
+    document.getElementById("older-button").addEventListener("click", () => showPage(() => {
+      if (list.next) list.cursors.push(list.next);
+    }));
+    document.getElementById("newer-button").addEventListener("click", () => showPage(() => { list.cursors.pop(); }));
+    document.getElementById("find-form").addEventListener("submit", findTask);
     const tick = () => Promise.allSettled([refreshSummary(), refreshTasks()]);
     tick();
     setInterval(tick, 2000);
