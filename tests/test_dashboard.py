@@ -226,15 +226,27 @@ def test_page_through_every_task_and_filter_by_state(page: Page, make_cluster: t
     assert len(set(seen)) == len(seen) == total, "a task was shown twice or not at all"
     assert seen == submitted[::-1], "not newest first"  # the last page ends with the oldest task
 
+    # A task arrives while the oldest page is open: that page, refreshed, holds still.
+    with cluster.client() as client:
+        newest = submit(client, BELL_QASM3)
+    page.evaluate("document.querySelector('#tasks tbody tr').dataset.seen = 'yes'")
+    expect(page.locator("#tasks tbody tr[data-seen]")).to_have_count(0)  # replaced by the next refresh
+    assert [link.get_attribute("title") for link in links.all()] == seen[2 * PAGE_SIZE :]
     newer.click()
     expect(info).to_have_text(f"Tasks {PAGE_SIZE + 1}–{2 * PAGE_SIZE}, newest first")
+    assert [link.get_attribute("title") for link in links.all()] == seen[PAGE_SIZE : 2 * PAGE_SIZE]
+    newer.click()
+    expect(links.first).to_have_attribute("title", newest)
+    expect(links).to_have_count(PAGE_SIZE)
+
+    older.click()
     page.select_option("#state-filter", "completed")  # a filter starts again from the newest
     expect(page.locator("#tasks tbody tr")).to_have_text(["No tasks."])
     expect(older).to_be_disabled()
     expect(newer).to_be_disabled()
     page.select_option("#state-filter", "submitted")
     expect(info).to_have_text(f"Tasks 1–{PAGE_SIZE}, newest first")
-    expect(links.first).to_have_attribute("title", submitted[-1])
+    expect(links.first).to_have_attribute("title", newest)
 
 
 def test_find_a_task_by_its_id(page: Page, dashboard: Cluster) -> None:
