@@ -37,7 +37,7 @@ const QTQ = (() => {
     return node;
   }
 
-  // Times in UTC, ISO 8601 to the millisecond with its `Z`: the form the API sends, unambiguous
+  // Times in UTC, ISO 8601 to the millisecond with its `Z`: the API's own form cut to ms, unambiguous
   // for readers in any zone and sortable as text.
   function when(value) {
     return value ? new Date(value).toISOString() : "";
@@ -376,7 +376,7 @@ const QTQ = (() => {
     timer = setInterval(refresh, 1000);
   }
 
-  return { indexPage, taskPage, histogram, duration, when };
+  return { indexPage, taskPage, histogram, duration };
 })();
 
 // No inline script (the pages' Content-Security-Policy forbids it): each page names itself instead.
