@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -40,6 +41,38 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# What the dashboard shows: UTC to the millisecond, and durations in units a reader can take in.
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+DURATION = re.compile(r"^(\d+ µs|\d+(\.\d)? ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)$")
+VALUE_LABEL = re.compile(r"^(?P<count>\d{1,3}(,\d{3})*) · (?P<percent>[\d.]+)%$")
+PAGE_SIZE = 50  # the dashboard's page of tasks
+TOP_OUTCOMES = 16  # bars the chart gives to single outcomes before summing the rest
+
+
+def hadamards(qubits: int) -> str:
+    """Every qubit in superposition: all 2**qubits outcomes equally likely."""
+    gates = "".join(f"h q[{i}];\n" for i in range(qubits))
+    return f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[{qubits}] q;\nbit[{qubits}] c;\n{gates}c = measure q;\n'
+
+
+def shown_time(api_time: str) -> str:
+    """The API's microsecond RFC 3339 time as the dashboard shows it (milliseconds, `Z`)."""
+    return api_time[:23] + "Z"
+
+
+def facts(page: Page) -> dict[str, str]:
+    names = page.locator("#facts dt").all_text_contents()
+    return dict(zip(names, page.locator("#facts dd").all_text_contents(), strict=True))
+
+
+def bar_values(page: Page) -> list[tuple[int, float]]:
+    """(count, percent) as each bar's value label reads."""
+    values = []
+    for text in page.locator("#histogram svg text.bar-value").all_text_contents():
+        match = VALUE_LABEL.match(text)
+        assert match, f"value label {text!r} is not `count · percent%`"
+        values.append((int(match["count"].replace(",", "")), float(match["percent"])))
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +111,30 @@ def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, das
     expect(page.locator("#status")).to_have_attribute("data-status", "completed", timeout=30_000)
     bars = page.locator("#histogram svg rect.bar")
     expect(bars).to_have_count(2)
-    assert [bars.nth(i).get_attribute("data-bitstring") for i in range(2)] == ["00", "11"]
+    # Both outcomes, the more frequent first (ties by bitstring), each with its share of the shots.
+    keys = [bars.nth(i).get_attribute("data-bitstring") for i in range(2)]
     counts = [int(bars.nth(i).get_attribute("data-count") or 0) for i in range(2)]
-    assert sum(counts) == 1024
-    assert page.locator("#histogram svg text.bar-label").all_text_contents() == ["00", "11"]
-    assert page.locator("#histogram svg rect.bar title").first.text_content() == f"00: {counts[0]}"
+    assert sorted(keys) == ["00", "11"] and sum(counts) == 1024
+    assert (-counts[0], keys[0]) < (-counts[1], keys[1])
+    assert page.locator("#histogram svg text.bar-label").all_text_contents() == keys
+    assert [count for count, _ in bar_values(page)] == counts
+    for (count, shown), key in zip(bar_values(page), keys, strict=True):
+        assert abs(shown - 100 * count / 1024) < 0.05, (key, count, shown)
+    assert page.locator("#histogram svg rect.bar title").first.text_content() == (
+        f"{keys[0]}: {counts[0]:,} shots ({bar_values(page)[0][1]:g}%)"
+    )
+    expect(page.locator("#histogram svg rect.bar-other")).to_have_count(0)
+    expect(page.locator("#histogram .chart-note")).to_have_text(
+        "All 2 outcomes, most frequent first. Percentages are of 1,024 shots."
+    )
+    task_id = page.url.rsplit("/", 1)[1]
+    with dashboard.client() as client:
+        task = client.get(f"/tasks/{task_id}").json()
+    shown = facts(page)
+    for name, field in [("Submitted", "created_at"), ("Started", "started_at"), ("Finished", "finished_at")]:
+        assert ISO_UTC.match(shown[name]) and shown[name] == shown_time(task[field]), (name, shown[name])
+    for name in ["Parsing", "Transpilation", "Simulation"]:
+        assert DURATION.match(shown[name]), (name, shown[name])
     expect(page.locator("#diagram")).to_contain_text("┤ H ├")
     expect(page.locator("#circuit-text")).to_have_text(BELL_QASM3)
     expect(page.locator("#cancel-button")).to_be_hidden()
@@ -92,6 +144,126 @@ def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, das
     page.goto(dashboard.base_url + "/")
     first_row = page.locator("#tasks tbody tr").first
     expect(first_row).to_contain_text("completed")
+    expect(first_row.locator("td").nth(4)).to_have_text(shown_time(task["created_at"]))
+    expect(first_row.locator("td").nth(5)).to_have_text(shown_time(task["finished_at"]))
+
+
+def test_durations_read_in_units(page: Page, dashboard: Cluster) -> None:
+    page.goto(dashboard.base_url + "/")
+    cases = {0.812: "812 µs", 8.77: "8.8 ms", 812.4: "812 ms", 25297.455: "25.3 s", 432_000: "7 min 12 s"}
+    shown = page.evaluate("(values) => values.map((ms) => QTQ.duration(ms))", list(cases))
+    assert shown == list(cases.values())
+
+
+def test_a_task_with_many_outcomes_charts_the_top_ones_and_sums_the_rest(page: Page, dashboard: Cluster) -> None:
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    shots = 100_000
+    with dashboard.client() as client:
+        task_id = submit(client, hadamards(17), shots=shots, seed=5)  # about 70,000 outcomes in 0.6 s
+        counts: dict[str, int] = wait_done(client, task_id)["result"]
+    assert len(counts) > 50_000
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_OUTCOMES]
+    rest = len(counts) - TOP_OUTCOMES
+
+    page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    bars = page.locator("#histogram svg rect.bar")
+    expect(bars).to_have_count(TOP_OUTCOMES + 1)
+    labels = page.locator("#histogram svg text.bar-label").all_text_contents()
+    assert labels == [key for key, _ in top] + [f"other ({rest:,} outcomes)"]
+    values = bar_values(page)
+    assert [count for count, _ in values] == [count for _, count in top] + [shots - sum(c for _, c in top)]
+    for count, shown in values:
+        assert abs(shown - 100 * count / shots) <= 0.0005 * max(1, 100 * count / shots), (count, shown)
+    other = page.locator("#histogram svg rect.bar-other")
+    assert other.get_attribute("data-outcomes") == str(rest)
+    expect(page.locator("#histogram .chart-note")).to_have_text(
+        f"The {TOP_OUTCOMES} most frequent of {len(counts):,} outcomes; the other {rest:,} share the last bar. "
+        f"Percentages are of {shots:,} shots."
+    )
+
+    # The chart fits its card and the window: no sideways scrolling, whatever the outcome count.
+    chart = page.locator("#histogram svg").bounding_box()
+    card = page.locator("#result-section").bounding_box()
+    assert chart is not None and card is not None
+    assert card["x"] <= chart["x"] and chart["x"] + chart["width"] <= card["x"] + card["width"], (chart, card)
+    assert chart["height"] < 600, chart
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Every bar label is drawn inside the chart, none cut off at its left edge.
+    for box in [page.locator("#histogram svg text.bar-label").nth(i).bounding_box() for i in (0, TOP_OUTCOMES)]:
+        assert box is not None and box["x"] >= chart["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page-many-outcomes.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the chart shrinks with its card
+    page.reload()
+    expect(bars).to_have_count(TOP_OUTCOMES + 1)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("window.cspViolations") == []
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+
+def test_page_through_every_task_and_filter_by_state(page: Page, make_cluster: type) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()  # no worker: every task stays submitted, and the list holds still
+    total = 2 * PAGE_SIZE + 7
+    with cluster.client() as client:
+        submitted = [submit(client, BELL_QASM3) for _ in range(total)]
+    page.goto(cluster.base_url + "/")
+    info = page.locator("#page-info")
+    older, newer = page.locator("#older-button"), page.locator("#newer-button")
+    links = page.locator("#tasks tbody td a")
+    expect(info).to_have_text(f"Tasks 1–{PAGE_SIZE}, newest first")
+    expect(newer).to_be_disabled()
+    seen: list[str] = []
+    for first, last in [(1, PAGE_SIZE), (PAGE_SIZE + 1, 2 * PAGE_SIZE), (2 * PAGE_SIZE + 1, total)]:
+        expect(info).to_have_text(f"Tasks {first}–{last}, newest first")
+        expect(links).to_have_count(last - first + 1)
+        seen += [link.get_attribute("title") or "" for link in links.all()]
+        if last < total:
+            older.click()
+    expect(older).to_be_disabled()
+    assert len(set(seen)) == len(seen) == total, "a task was shown twice or not at all"
+    assert seen == submitted[::-1], "not newest first"  # the last page ends with the oldest task
+
+    # A task arrives while the oldest page is open: that page, refreshed, holds still.
+    with cluster.client() as client:
+        newest = submit(client, BELL_QASM3)
+    page.evaluate("document.querySelector('#tasks tbody tr').dataset.seen = 'yes'")
+    expect(page.locator("#tasks tbody tr[data-seen]")).to_have_count(0)  # replaced by the next refresh
+    assert [link.get_attribute("title") for link in links.all()] == seen[2 * PAGE_SIZE :]
+    newer.click()
+    expect(info).to_have_text(f"Tasks {PAGE_SIZE + 1}–{2 * PAGE_SIZE}, newest first")
+    assert [link.get_attribute("title") for link in links.all()] == seen[PAGE_SIZE : 2 * PAGE_SIZE]
+    newer.click()
+    expect(links.first).to_have_attribute("title", newest)
+    expect(links).to_have_count(PAGE_SIZE)
+
+    older.click()
+    page.select_option("#state-filter", "completed")  # a filter starts again from the newest
+    expect(page.locator("#tasks tbody tr")).to_have_text(["No tasks."])
+    expect(older).to_be_disabled()
+    expect(newer).to_be_disabled()
+    page.select_option("#state-filter", "submitted")
+    expect(info).to_have_text(f"Tasks 1–{PAGE_SIZE}, newest first")
+    expect(links.first).to_have_attribute("title", newest)
+
+
+def test_find_a_task_by_its_id(page: Page, dashboard: Cluster) -> None:
+    with dashboard.client() as client:
+        task_id = submit(client, BELL_QASM3, seed=3)
+    page.goto(dashboard.base_url + "/")
+    page.fill("#find-id", "no-such-task")
+    page.click("#find-button")
+    expect(page.locator("#find-error")).to_have_text("Task not found: no-such-task")
+    assert page.url == dashboard.base_url + "/"
+    page.fill("#find-id", "..")  # resolved by the URL parser to another path: still not a task
+    page.click("#find-button")
+    expect(page.locator("#find-error")).to_have_text("Task not found: ..")
+    page.fill("#find-id", f"  {task_id} ")  # as pasted, with spaces around it
+    page.click("#find-button")
+    page.wait_for_url(f"**/ui/tasks/{task_id}")
+    expect(page.locator("#task-id")).to_have_text(task_id)
 
 
 def test_a_broken_circuit_shows_its_error_and_markup_stays_text(page: Page, dashboard: Cluster) -> None:

@@ -6,8 +6,16 @@ const QTQ = (() => {
   const BELL = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n';
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const STATES = ["submitted", "pending", "completed", "failed", "cancelled"];
-  const MAX_BARS = 256;
   const SVG = "http://www.w3.org/2000/svg";
+  const PAGE_SIZE = 50;
+  // The chart shows this many outcomes by count; the rest share one "other" bar, so its size
+  // and cost stay the same for 2 outcomes or 100,000.
+  const TOP_OUTCOMES = 16;
+  const MAX_LABEL_CHARS = 34;
+  const CHAR_WIDTH = 7.3; // of the chart's 12px monospace text
+  // Fixed locale: the same digits for every reader (and every test run).
+  const COUNT = new Intl.NumberFormat("en-US");
+  const PERCENT = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
 
   async function api(path, options = {}) {
     const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
@@ -29,8 +37,36 @@ const QTQ = (() => {
     return node;
   }
 
+  // Times in UTC, ISO 8601 to the millisecond with its `Z`: the API's own form cut to ms, unambiguous
+  // for readers in any zone and sortable as text.
   function when(value) {
-    return value ? new Date(value).toLocaleString() : "";
+    return value ? new Date(value).toISOString() : "";
+  }
+
+  function timeNode(value) {
+    const node = el("time", when(value));
+    if (value) node.dateTime = value;
+    return node;
+  }
+
+  // 0.812 -> "812 µs", 8.77 -> "8.8 ms", 25297.455 -> "25.3 s", 432000 -> "7 min 12 s".
+  function duration(ms) {
+    const micros = Math.round(ms * 1000);
+    if (micros < 1000) return `${micros} µs`;
+    if (ms < 99.95) return `${ms.toFixed(1)} ms`;
+    if (ms < 999.5) return `${Math.round(ms)} ms`;
+    const seconds = ms / 1000;
+    if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
+    const whole = Math.round(seconds);
+    if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+    const minutes = Math.round(whole / 60);
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  function percent(count, total) {
+    const text = PERCENT.format((count / total) * 100);
+    // Three digits would round 99.96% up to a "100%" that is not all the shots.
+    return `${text === "100" && count < total ? ">99.9" : text}%`;
   }
 
   function statusNode(status) {
@@ -59,26 +95,74 @@ const QTQ = (() => {
       body.workers.map((w) => `${w.host}:${w.pid}`).join(", ");
   }
 
+  // The list pages with the API's keyset cursors: `cursors` holds the cursor of each page after
+  // the first, so "Newer" goes back exactly and an older page stays put while new tasks arrive.
+  const list = { cursors: [], next: null, request: 0 };
+
   async function refreshTasks() {
+    const request = ++list.request;
     const state = document.getElementById("state-filter").value;
-    const query = new URLSearchParams({ limit: "50" });
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state) query.set("status", state);
+    const cursor = list.cursors.at(-1);
+    if (cursor) query.set("cursor", cursor);
     const { status, body } = await api(`/tasks?${query}`);
-    const rows = document.querySelector("#tasks tbody");
-    if (status !== 200) return;
-    rows.replaceChildren();
-    for (const task of body.items) {
+    // A page change or filter started a newer request: this answer is for a page no longer shown.
+    if (request !== list.request || status !== 200) return;
+    const rows = body.items.map((task) => {
       const row = document.createElement("tr");
       const link = el("a", task.task_id.slice(0, 8));
       link.href = `/ui/tasks/${encodeURIComponent(task.task_id)}`;
       link.title = task.task_id;
-      const idCell = document.createElement("td");
-      idCell.append(link);
-      const stateCell = document.createElement("td");
-      stateCell.append(statusNode(task.status));
-      row.append(idCell, stateCell, el("td", task.shots), el("td", task.num_qubits ?? ""),
-        el("td", when(task.created_at)), el("td", when(task.finished_at)));
-      rows.append(row);
+      const cells = [link, statusNode(task.status), COUNT.format(task.shots), task.num_qubits ?? "",
+        timeNode(task.created_at), timeNode(task.finished_at)];
+      row.append(...cells.map((cell) => {
+        const td = document.createElement("td");
+        td.append(cell instanceof Node ? cell : String(cell));
+        return td;
+      }));
+      return row;
+    });
+    if (rows.length === 0) {
+      const empty = el("td", list.cursors.length ? "No older tasks." : "No tasks.", "muted");
+      empty.colSpan = 6;
+      rows.push(document.createElement("tr"));
+      rows[0].append(empty);
+    }
+    document.querySelector("#tasks tbody").replaceChildren(...rows);
+    list.next = body.next_cursor ?? null;
+    const first = list.cursors.length * PAGE_SIZE;
+    document.getElementById("page-info").textContent = body.items.length
+      ? `Tasks ${COUNT.format(first + 1)}–${COUNT.format(first + body.items.length)}, newest first`
+      : "";
+    document.getElementById("newer-button").disabled = list.cursors.length === 0;
+    document.getElementById("older-button").disabled = list.next === null;
+  }
+
+  function showPage(change) {
+    change();
+    refreshTasks();
+  }
+
+  async function findTask(event) {
+    event.preventDefault();
+    const input = document.getElementById("find-id");
+    const message = document.getElementById("find-error");
+    const taskId = input.value.trim();
+    message.textContent = "";
+    if (!taskId) {
+      message.textContent = "Enter a task id.";
+      return;
+    }
+    const { status, body } = await api(`/tasks/${encodeURIComponent(taskId)}`);
+    // An id such as ".." is resolved by the URL parser before it reaches the API: only an answer
+    // about this very id counts.
+    if (status === 200 && body && body.task_id === taskId) {
+      window.location.assign(`/ui/tasks/${encodeURIComponent(taskId)}`);
+    } else if (status === 200 || status === 404 || status === 422) {
+      message.textContent = `Task not found: ${taskId}`;
+    } else {
+      message.textContent = describeError(body, status);
     }
   }
 
@@ -110,7 +194,12 @@ const QTQ = (() => {
   function indexPage() {
     document.getElementById("circuit").value = BELL;
     document.getElementById("submit-form").addEventListener("submit", submitForm);
-    document.getElementById("state-filter").addEventListener("change", refreshTasks);
+    document.getElementById("state-filter").addEventListener("change", () => showPage(() => { list.cursors = []; }));
+    document.getElementById("older-button").addEventListener("click", () => showPage(() => {
+      if (list.next) list.cursors.push(list.next);
+    }));
+    document.getElementById("newer-button").addEventListener("click", () => showPage(() => { list.cursors.pop(); }));
+    document.getElementById("find-form").addEventListener("submit", findTask);
     const tick = () => Promise.allSettled([refreshSummary(), refreshTasks()]);
     tick();
     setInterval(tick, 2000);
@@ -118,69 +207,115 @@ const QTQ = (() => {
 
   // ----- task page -------------------------------------------------------------------------
 
-  function histogram(counts) {
-    const keys = Object.keys(counts).sort();
-    const shown = keys.slice(0, MAX_BARS);
-    const max = Math.max(...shown.map((k) => counts[k]));
-    const barWidth = Math.max(14, Math.min(60, Math.floor(840 / shown.length) - 6));
-    const labelRoom = Math.min(160, 12 + 7.5 * (keys[0] || "").length);
-    const chartHeight = 220;
-    const width = 40 + shown.length * (barWidth + 6);
-    const svg = document.createElementNS(SVG, "svg");
-    svg.setAttribute("width", String(width));
-    svg.setAttribute("height", String(chartHeight + labelRoom + 20));
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Measurement counts by bitstring");
-    shown.forEach((key, i) => {
-      const value = counts[key];
-      const h = Math.max(1, Math.round((value / max) * chartHeight));
-      const x = 30 + i * (barWidth + 6);
-      const bar = document.createElementNS(SVG, "rect");
-      bar.setAttribute("class", "bar");
-      bar.setAttribute("x", String(x));
-      bar.setAttribute("y", String(20 + chartHeight - h));
-      bar.setAttribute("width", String(barWidth));
-      bar.setAttribute("height", String(h));
-      bar.dataset.bitstring = key;
-      bar.dataset.count = String(value);
-      const tip = document.createElementNS(SVG, "title");
-      tip.textContent = `${key}: ${value}`;
-      bar.append(tip);
-      const value_label = document.createElementNS(SVG, "text");
-      value_label.setAttribute("x", String(x + barWidth / 2));
-      value_label.setAttribute("y", String(14 + chartHeight - h));
-      value_label.setAttribute("text-anchor", "middle");
-      value_label.textContent = shown.length <= 32 ? String(value) : "";
-      const label = document.createElementNS(SVG, "text");
-      label.setAttribute("class", "bar-label");
-      const lx = x + barWidth / 2;
-      const ly = chartHeight + 34;
-      label.setAttribute("x", String(lx));
-      label.setAttribute("y", String(ly));
-      label.setAttribute("text-anchor", key.length > 4 ? "end" : "middle");
-      if (key.length > 4) label.setAttribute("transform", `rotate(-60 ${lx} ${ly})`);
-      label.textContent = key;
-      svg.append(bar, value_label, label);
-    });
-    const holder = document.getElementById("histogram");
-    holder.replaceChildren(svg);
-    if (keys.length > shown.length) {
-      holder.append(el("p", `Showing the first ${shown.length} of ${keys.length} outcomes, by bitstring.`, "muted"));
+  // Most frequent first, ties by bitstring, so the chart is the same whatever order the JSON had.
+  function ahead(a, b) {
+    return a.count > b.count || (a.count === b.count && a.key < b.key);
+  }
+
+  // One pass over the outcomes keeping the `keep` best in a short sorted array: for 100,000
+  // outcomes that costs less than sorting them all, and builds no object per outcome.
+  function topOutcomes(counts, keep) {
+    const best = [];
+    let outcomes = 0;
+    let total = 0;
+    for (const key in counts) {
+      const count = counts[key];
+      outcomes += 1;
+      total += count;
+      const entry = { key, count };
+      if (best.length === keep && !ahead(entry, best[keep - 1])) continue;
+      let i = best.length;
+      while (i > 0 && ahead(entry, best[i - 1])) i -= 1;
+      best.splice(i, 0, entry);
+      if (best.length > keep) best.pop();
     }
+    return { best, outcomes, total };
+  }
+
+  function svgNode(tag, attributes, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // A horizontal bar per outcome: long bitstrings read left to right, and the chart's width is
+  // its card's (a viewBox scaled to 100%), never the number of outcomes.
+  function histogram(counts, shots) {
+    // One more than TOP_OUTCOMES: a single leftover outcome is shown as itself, not as "other".
+    const { best, outcomes, total } = topOutcomes(counts, TOP_OUTCOMES + 1);
+    const bars = best.map(({ key, count }) => ({ key, count, label: key }));
+    if (outcomes > bars.length) bars.pop();
+    const shownCount = bars.reduce((sum, bar) => sum + bar.count, 0);
+    const rest = { outcomes: outcomes - bars.length, count: total - shownCount };
+    if (rest.outcomes > 0) {
+      bars.push({ key: null, count: rest.count, label: `other (${COUNT.format(rest.outcomes)} outcomes)` });
+    }
+    const denominator = shots || total;
+    const values = bars.map((bar) => `${COUNT.format(bar.count)} · ${percent(bar.count, denominator)}`);
+    const holder = document.getElementById("histogram");
+    const longest = Math.max(...bars.map((bar) => Math.min(bar.label.length, MAX_LABEL_CHARS)));
+    const labelWidth = 16 + CHAR_WIDTH * longest;
+    const valueRoom = 12 + CHAR_WIDTH * Math.max(...values.map((value) => value.length));
+    // Drawn at the card's own width, so text is 12px; a narrow screen scales the whole chart down
+    // rather than squeezing the bars to nothing.
+    const width = Math.max(holder.clientWidth || 880, labelWidth + valueRoom + 100);
+    const row = 24;
+    const barRoom = width - labelWidth - valueRoom;
+    const max = Math.max(...bars.map((bar) => bar.count), 1);
+    const svg = svgNode("svg", {
+      class: "chart",
+      viewBox: `0 0 ${width} ${bars.length * row + 8}`,
+      width: "100%",
+      role: "img",
+      "aria-label": "Measurement counts, most frequent outcomes first",
+    });
+    bars.forEach((bar, i) => {
+      const y = 4 + i * row;
+      const length = Math.max(2, (bar.count / max) * barRoom);
+      const share = percent(bar.count, denominator);
+      const label = svgNode("text", { class: "bar-label", x: labelWidth - 8, y: y + row / 2 + 4, "text-anchor": "end" });
+      if (bar.label.length > MAX_LABEL_CHARS) {
+        label.textContent = `${bar.label.slice(0, MAX_LABEL_CHARS - 1)}…`;
+        label.append(svgNode("title", {}, bar.label));
+      } else {
+        label.textContent = bar.label;
+      }
+      const rect = svgNode("rect", {
+        class: bar.key === null ? "bar bar-other" : "bar",
+        x: labelWidth, y: y + 3, width: length.toFixed(1), height: row - 6,
+      });
+      rect.dataset.count = String(bar.count);
+      if (bar.key === null) rect.dataset.outcomes = String(rest.outcomes);
+      else rect.dataset.bitstring = bar.key;
+      const name = bar.key === null ? bar.label : bar.key;
+      rect.append(svgNode("title", {}, `${name}: ${COUNT.format(bar.count)} shots (${share})`));
+      svg.append(label, rect, svgNode("text", { class: "bar-value", x: labelWidth + length + 6, y: y + row / 2 + 4 }, values[i]));
+    });
+    const note = rest.outcomes > 0
+      ? `The ${bars.length - 1} most frequent of ${COUNT.format(outcomes)} outcomes; the other ` +
+        `${COUNT.format(rest.outcomes)} share the last bar. Percentages are of ${COUNT.format(denominator)} shots.`
+      : `All ${COUNT.format(outcomes)} outcomes, most frequent first. Percentages are of ${COUNT.format(denominator)} shots.`;
+    holder.replaceChildren(svg, el("p", note, "muted chart-note"));
   }
 
   function renderFacts(task) {
     const facts = document.getElementById("facts");
     facts.replaceChildren();
     const rows = [
-      ["Shots", task.shots], ["Seed", task.seed], ["Attempts", task.attempts],
+      ["Shots", COUNT.format(task.shots)], ["Seed", task.seed], ["Attempts", task.attempts],
       ["Qubits", task.num_qubits], ["Depth", task.depth],
-      ["Simulation", task.duration_ms !== undefined ? `${task.duration_ms} ms` : undefined],
-      ["Submitted", when(task.created_at)], ["Started", when(task.started_at)], ["Finished", when(task.finished_at)],
+      ["Parsing", task.parse_ms], ["Transpilation", task.transpile_ms], ["Simulation", task.duration_ms],
+      ["Submitted", task.created_at], ["Started", task.started_at], ["Finished", task.finished_at],
     ];
+    const times = new Set(["Submitted", "Started", "Finished"]);
+    const durations = new Set(["Parsing", "Transpilation", "Simulation"]);
     for (const [name, value] of rows) {
-      if (value === undefined || value === "") continue;
-      facts.append(el("dt", name), el("dd", value));
+      if (value === undefined || value === null) continue;
+      const dd = el("dd", durations.has(name) ? duration(value) : times.has(name) ? null : value);
+      if (times.has(name)) dd.append(timeNode(value));
+      if (durations.has(name)) dd.title = `${value} ms`;
+      facts.append(el("dt", name), dd);
     }
   }
 
@@ -201,6 +336,7 @@ const QTQ = (() => {
     document.getElementById("task-id").textContent = taskId;
     const cancel = document.getElementById("cancel-button");
     let drawn = false;
+    let charted = false;
     let timer = null;
 
     async function refresh() {
@@ -219,9 +355,10 @@ const QTQ = (() => {
       renderFacts(body);
       error.hidden = !body.error;
       error.textContent = body.error || "";
-      if (body.result) {
+      if (body.result && !charted) {
         document.getElementById("result-section").hidden = false;
-        histogram(body.result);
+        histogram(body.result, body.shots);
+        charted = true;
       }
       if (!drawn && (body.num_qubits !== undefined || TERMINAL.has(body.status))) drawn = await loadCircuit(taskId);
       if (TERMINAL.has(body.status)) clearInterval(timer);
@@ -239,7 +376,7 @@ const QTQ = (() => {
     timer = setInterval(refresh, 1000);
   }
 
-  return { indexPage, taskPage, histogram };
+  return { indexPage, taskPage, histogram, duration };
 })();
 
 // No inline script (the pages' Content-Security-Policy forbids it): each page names itself instead.
