@@ -156,7 +156,7 @@ def test_invalid_utf8_inside_the_circuit_is_422(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "task_id", [str(uuid.uuid4()), "not-a-uuid", "0", "%20", "a" * 300, "..%2Fetc%2Fpasswd", "a/b"]
+    "task_id", ["0b7d3c1e-52b4-4c1a-9d7e-3f1a2b4c5d6e", "not-a-uuid", "0", "%20", "a" * 300, "..%2Fetc%2Fpasswd", "a/b"]
 )
 def test_unknown_ids_are_404(client: httpx.Client, task_id: str) -> None:
     response = client.get(f"/tasks/{task_id}")
