@@ -48,9 +48,9 @@ test: install-dev browser
 
 # The same lint and type checks everywhere: ruff (lint and format) and mypy.
 lint: install-dev
-	$(PY) -m ruff check api_server worker shared tests bench
-	$(PY) -m ruff format --check api_server worker shared tests bench
-	$(PY) -m mypy api_server worker shared
+	$(PY) -m ruff check api_server worker shared harness tests bench
+	$(PY) -m ruff format --check api_server worker shared harness tests bench
+	$(PY) -m mypy api_server worker shared harness tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,9 +1,15 @@
-"""`python -m api_server.main`: serve the API on API_HOST:API_PORT (Swagger UI at /docs)."""
+"""`python -m api_server.main`: serve the API on API_HOST:API_PORT (Swagger UI at /docs).
+
+`--fd N` serves on an inherited, already listening socket instead (a supervisor's, or a test
+harness's, which then never races another process for a free port).
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
+import socket
 
 import uvicorn
 
@@ -15,7 +21,10 @@ from shared.logs import configure_logging
 logger = logging.getLogger(__name__)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the Quantum Task Queue API.")
+    parser.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
+    args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings, "api")
     before, after = descriptors.raise_limit()
@@ -25,7 +34,7 @@ def main() -> None:
     # handlers that were installed before it started. Make those no-ops so a clean shutdown exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
@@ -34,6 +43,8 @@ def main() -> None:
         access_log=settings.debug,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
+    sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bench.circuits import BELL
-from tests.services import ROOT, free_port, wait_for
+from harness.processes import ROOT, free_port, wait_for
 
 WRK = ["wrk", "-t2", "-c16", "-d5s"]
 

@@ -19,7 +19,7 @@ from bench import api_load, raw
 from bench.circuits import BELL, HEAVY
 from bench.peer import HueyBench
 from bench.service import ServiceBench, backends, percentile
-from tests.databases import FreshDatabase
+from harness.databases import FreshDatabase
 
 RESULTS = Path(__file__).parent / "results"
 THROUGHPUT_TASKS = int(os.environ.get("BENCH_TASKS", "1000"))

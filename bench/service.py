@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.services import Cluster
+from harness.processes import Cluster
 
 CLIENT_THREADS = 8
 LONG_POLL_SECONDS = 60
@@ -31,7 +31,7 @@ class Client:
 
     def __init__(self, base_url: str, timeout: float = 120) -> None:
         parts = urlsplit(base_url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
 
     def post_task(self, circuit: str, shots: int, seed: int | None = None) -> str:
         payload = {"circuit": circuit, "shots": shots, **({"seed": seed} if seed is not None else {})}

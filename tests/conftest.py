@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests import databases
+from harness import databases
 from tests.services import Cluster, running_cluster
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
@@ -41,7 +42,7 @@ def make_cluster(tmp_path: Path) -> Iterator[type]:
     """Private clusters for tests that kill, stop or reconfigure processes; always local."""
     made: list[Cluster] = []
 
-    def factory(**settings: object) -> Cluster:
+    def factory(**settings: Any) -> Cluster:
         cluster = Cluster(tmp_path / f"cluster{len(made)}", **settings)
         cluster.workdir.mkdir()
         made.append(cluster)
@@ -68,7 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests about one backend's own mechanics run only in that backend's session (deselected, not skipped)."""
     backend = config.getoption("backend")
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         only = {m.args[0] for m in item.iter_markers("backend_only")}
         (drop if only and backend not in only else keep).append(item)

@@ -91,6 +91,7 @@ def test_a_request_not_received_in_time_gets_408_and_the_connection_closed(api: 
         assert json.loads(body) == {"detail": "request not received in full within HEADER_TIMEOUT_SECONDS=2"}
     assert refused.startswith(b"HTTP/1.1 400 ") and b" 408 " not in refused
     assert HEADER_TIMEOUT - 0.1 < elapsed < HEADER_TIMEOUT + 2
+    assert api.api is not None
     assert_clean_logs(api.api)  # the app that was waiting for the body saw a disconnect, quietly
 
 

@@ -19,7 +19,6 @@ from tests.services import (
     BELL_QASM3,
     ROOT,
     Cluster,
-    free_port,
     running_cluster,
     slow_circuit,
     submit,
@@ -112,7 +111,7 @@ def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, das
     bars = page.locator("#histogram svg rect.bar")
     expect(bars).to_have_count(2)
     # Both outcomes, the more frequent first (ties by bitstring), each with its share of the shots.
-    keys = [bars.nth(i).get_attribute("data-bitstring") for i in range(2)]
+    keys = [bars.nth(i).get_attribute("data-bitstring") or "" for i in range(2)]
     counts = [int(bars.nth(i).get_attribute("data-count") or 0) for i in range(2)]
     assert sorted(keys) == ["00", "11"] and sum(counts) == 1024
     assert (-counts[0], keys[0]) < (-counts[1], keys[1])
@@ -130,11 +129,11 @@ def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, das
     task_id = page.url.rsplit("/", 1)[1]
     with dashboard.client() as client:
         task = client.get(f"/tasks/{task_id}").json()
-    shown = facts(page)
+    page_facts = facts(page)
     for name, field in [("Submitted", "created_at"), ("Started", "started_at"), ("Finished", "finished_at")]:
-        assert ISO_UTC.match(shown[name]) and shown[name] == shown_time(task[field]), (name, shown[name])
+        assert ISO_UTC.match(page_facts[name]) and page_facts[name] == shown_time(task[field]), name
     for name in ["Parsing", "Transpilation", "Simulation"]:
-        assert DURATION.match(shown[name]), (name, shown[name])
+        assert DURATION.match(page_facts[name]), (name, page_facts[name])
     expect(page.locator("#diagram")).to_contain_text("┤ H ├")
     expect(page.locator("#circuit-text")).to_have_text(BELL_QASM3)
     expect(page.locator("#cancel-button")).to_be_hidden()
@@ -372,7 +371,7 @@ def attacker_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Another origin: a static web server on its own port, reached as http://localhost:PORT."""
     site = tmp_path / "attacker"
     site.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(_QuietHandler, directory=site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=site))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://localhost:{server.server_address[1]}", site
@@ -386,7 +385,9 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
 ) -> None:
     attacker_url, site = attacker_site
     api = dashboard.base_url  # http://127.0.0.1:PORT: another origin than http://localhost:OTHER
-    refused = lambda: dashboard.api.log().count("refused POST /tasks/")  # noqa: E731
+    assert dashboard.api is not None
+    api_service = dashboard.api
+    refused = lambda: api_service.log().count("refused POST /tasks/")  # noqa: E731
     refused_before = refused()
     with dashboard.client() as client:
         running = submit(client, slow_circuit(60_000), shots=10)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, free_port, slow_circuit, submit, wait_done, wait_for
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, slow_circuit, submit, wait_done, wait_for
 from tests.test_concurrency import wait_all
 
 pytestmark = pytest.mark.local
@@ -29,11 +29,10 @@ def test_two_api_hosts_two_worker_hosts_thousand_tasks_each_run_once(make_cluste
     cluster: Cluster = make_cluster()
     url = cluster.database.url
     cluster.start_api()
-    second_port = free_port()
-    cluster.start_extra_api(second_port)
+    second_api = cluster.start_extra_api()
     first = cluster.start_worker(DATABASE_URL=_other_route(url, "localhost"))
     second = cluster.start_worker(DATABASE_URL=_other_route(url, "socket"), DATABASE_POLL_ONLY="true")
-    bases = itertools.cycle([cluster.base_url, f"http://127.0.0.1:{second_port}"])
+    bases = itertools.cycle([cluster.base_url, second_api.url])
     targets = [next(bases) for _ in range(1000)]
 
     def one(base: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import FreshDatabase
+from harness.databases import FreshDatabase
 from tests.services import BELL_QASM3, ROOT, free_port, submit, wait_done, wait_for
 
 pytestmark = pytest.mark.local

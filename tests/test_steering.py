@@ -12,7 +12,6 @@ from tests.services import (
     BELL_QASM3,
     Cluster,
     assert_clean_logs,
-    free_port,
     slow_circuit,
     submit,
     wait_done,
@@ -173,10 +172,9 @@ def _scrape(base_url: str) -> dict[tuple[str, tuple], float]:
 def test_metrics_move_as_tasks_finish_and_agree_across_api_processes(make_cluster) -> None:
     cluster: Cluster = make_cluster()
     cluster.start_api()
-    second_port = free_port()
-    cluster.start_extra_api(second_port)
+    second_api = cluster.start_extra_api()
     cluster.start_worker()
-    second = f"http://127.0.0.1:{second_port}"
+    second = second_api.url
     before = _scrape(cluster.base_url)
     with cluster.client() as client, httpx.Client(base_url=second, timeout=30) as other:
         ids = [submit(client, BELL_QASM3, shots=10), submit(other, BELL_QASM3, shots=10)]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.databases import FreshDatabase
 from shared import sqlite_sql as sql
 from shared.errors import StoreError
 from shared.models import LeaseStatus, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
 from shared.store import Store
-from tests.databases import FreshDatabase
 
 
 @pytest.fixture
@@ -254,14 +254,17 @@ def test_claim_finds_the_next_task_through_an_index(store: Store, tmp_path: Path
     else:
         import psycopg
 
-        with psycopg.connect(store.url, autocommit=True) as conn:
-            conn.execute(
+        from shared.postgres_store import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        with psycopg.connect(store.url, autocommit=True) as pg:
+            pg.execute(
                 "INSERT INTO tasks (id, status, circuit, shots, created_at)"
                 " SELECT 't' || n, CASE WHEN n %% 100 = 0 THEN 'submitted' ELSE 'completed' END, 'c', 1, 0"
                 " FROM generate_series(1, %s) AS n",
                 [database_rows],
             )
-            conn.execute("ANALYZE tasks")
+            pg.execute("ANALYZE tasks")
         plan = store.explain_claim()
         assert '"Node Type": "Index' in plan, plan
         assert "Seq Scan" not in plan and '"Node Type": "Sort"' not in plan, plan

@@ -54,12 +54,12 @@ class FreshDatabase:
         if self.backend == "postgres":
             with psycopg.connect(self.url, row_factory=dict_row) as conn:
                 return {r["id"]: r for r in conn.execute("SELECT * FROM tasks")}
-        conn = sqlite3.connect(self.path)
-        conn.row_factory = sqlite3.Row
+        lite = sqlite3.connect(self.path)
+        lite.row_factory = sqlite3.Row
         try:
-            return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM tasks")}
+            return {r["id"]: dict(r) for r in lite.execute("SELECT * FROM tasks")}
         finally:
-            conn.close()
+            lite.close()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

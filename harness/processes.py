@@ -1,0 +1,259 @@
+"""Real API and worker processes on a fresh database, for the tests and the benchmark.
+
+Each API gets its listening socket from here (bound to a free port, handed over with `--fd`),
+so no other process can take the port between choosing it and serving on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from harness.databases import FreshDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll until predicate() is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A port that was free a moment ago: only for programs that take a port number, not a socket
+    (scripts/run.sh). Everything this harness starts itself gets a socket from `listening_socket`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1 (on `port`, or a free one), ready to hand to a child."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted API takes its old port back
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Service:
+    """One real process, its output captured to a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.name, self.args, self.env, self.cwd, self.log_path = name, args, env, cwd, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""  # an API's base URL
+
+    def start(self, listener: socket.socket | None = None) -> Service:
+        """Start the process; an API gets `listener` as its socket (the caller's copy is closed)."""
+        log = open(self.log_path, "ab")
+        args, fds = self.args, tuple[int, ...]()
+        if listener is not None:
+            args, fds = [*args, "--fd", str(listener.fileno())], (listener.fileno(),)
+        try:
+            self.process = subprocess.Popen(
+                args,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=fds,
+            )
+        finally:
+            log.close()
+            if listener is not None:
+                # The API holds the only copy now: when it dies, clients are refused at once
+                # instead of waiting in a backlog nobody accepts from.
+                listener.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_log(self, text: str, timeout: float = 60) -> None:
+        wait_for(lambda: text in self.log() or self._died(), timeout, f"{self.name} to log {text!r}")
+        assert text in self.log(), f"{self.name} exited before logging {text!r}:\n{self.log()}"
+
+    def _died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def send(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the worker and its simulation child)."""
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+class Cluster:
+    """An API server and any number of workers sharing one fresh SQLite file."""
+
+    def __init__(self, workdir: Path, backend: str | None = None, **settings: Any) -> None:
+        self.workdir = workdir
+        self.database = FreshDatabase(workdir, backend)
+        self._listener: socket.socket | None = listening_socket()
+        self.port = self._listener.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.settings = {
+            **self.database.settings(),
+            "API_HOST": "127.0.0.1",
+            "WORKER_MAX_MEMORY_MB": "4096",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+            **{k: str(v) for k, v in settings.items()},
+        }
+        self.api: Service | None = None
+        self.workers: list[Service] = []
+        self.extra_apis: list[Service] = []
+        self._count = 0
+
+    def env(self, **overrides: Any) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in self.settings}
+        env.update(self.settings)
+        env.update({k: str(v) for k, v in overrides.items()})
+        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _service(self, name: str, module: str, **overrides: Any) -> Service:
+        self._count += 1
+        log_path = self.workdir / f"{self._count:02d}-{name}.log"
+        # cwd is the work dir, so a developer's own .env in the checkout never leaks into a test.
+        return Service(name, [sys.executable, "-m", module], self.env(**overrides), self.workdir, log_path)
+
+    def start_api(self, **overrides: Any) -> Service:
+        """Start the cluster's API on its port (again, after a kill), and wait until it answers."""
+        listener, self._listener = self._listener or listening_socket(self.port), None
+        self.api = self._launch_api(listener, **overrides)
+        return self.api
+
+    def start_extra_api(self, **overrides: Any) -> Service:
+        """Another API process on the same database, at the returned service's `url`."""
+        api = self._launch_api(listening_socket(), **overrides)
+        self.extra_apis.append(api)
+        return api
+
+    def _launch_api(self, listener: socket.socket, **overrides: Any) -> Service:
+        port = listener.getsockname()[1]
+        api = self._service("api", "api_server.main", API_PORT=port, **overrides)
+        api.url = f"http://127.0.0.1:{port}"
+        api.start(listener)
+        wait_for(lambda: self._healthy(api), 60, f"the API on port {port} to answer /health")
+        return api
+
+    @staticmethod
+    def _healthy(api: Service) -> bool:
+        if api.process is not None and api.process.poll() is not None:
+            raise AssertionError(f"the API exited with {api.process.returncode}:\n{api.log()}")
+        try:
+            return httpx.get(f"{api.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_worker(self, wait: bool = True, **overrides: Any) -> Service:
+        worker = self._service("worker", "worker.main", **overrides).start()
+        self.workers.append(worker)
+        if wait:
+            worker.wait_log("started on database")
+        return worker
+
+    def start_workers(self, count: int, **overrides: Any) -> list[Service]:
+        """Start `count` workers at once (their imports overlap) and wait until all have started."""
+        workers = [self.start_worker(wait=False, **overrides) for _ in range(count)]
+        for worker in workers:
+            worker.wait_log("started on database")
+        return workers
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Every task's bookkeeping, read straight from the database."""
+        return self.database.rows()
+
+    def all_services(self) -> list[Service]:
+        return ([self.api] if self.api else []) + self.extra_apis + self.workers
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM every process still running; returns exit codes by log file name."""
+        codes = {}
+        for service in self.all_services():
+            if service.process is not None:
+                codes[service.log_path.name] = service.stop()
+        return codes
+
+    def drop(self) -> None:
+        """Stop everything and remove the database (a PostgreSQL database is dropped)."""
+        self.stop()
+        if self._listener is not None:
+            self._listener.close()
+        self.database.drop()
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path, workers: int = 1, **settings: Any) -> Iterator[Cluster]:
+    """An API and `workers` workers for a whole module or session; on the way out every process
+    must exit 0 on SIGTERM and no log may hold a traceback."""
+    cluster = Cluster(workdir, **settings)
+    try:
+        cluster.start_api()
+        cluster.start_workers(workers)
+        yield cluster
+    finally:
+        codes = cluster.stop()
+        cluster.drop()
+    assert all(code == 0 for code in codes.values()), f"a service exited badly: {codes}"
+    for service in cluster.all_services():
+        assert_clean_logs(service)
+
+
+def assert_clean_logs(service: Service) -> None:
+    """No traceback or Rust panic ever reaches a log: every failure is a one-line message."""
+    text = service.log()
+    assert "Traceback" not in text, f"{service.name} logged a traceback:\n{text[-4000:]}"
+    assert "panicked at" not in text, f"{service.name} logged a parser panic:\n{text[-4000:]}"
