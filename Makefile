@@ -39,11 +39,14 @@ run: install .env
 
 # The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL server, again on it
 # (each run creates its own databases there and drops them).
+# Test files run in TEST_PROCESSES parallel processes (one file stays in one process, so its
+# module-wide services are started once).
+TEST_PROCESSES ?= 3
 test: install-dev browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
-		$(PY) -m pytest --backend=postgres $(PYTEST_ARGS); \
+		$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --backend=postgres $(PYTEST_ARGS); \
 	fi
 
 # The same lint and type checks everywhere: ruff (lint and format) and mypy.

@@ -29,6 +29,7 @@ class CompletionWatcher:
         self.store = store
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._new_waiter = False
+        self._anyone_waiting = asyncio.Event()  # while nobody waits, the watcher sleeps on this
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -46,6 +47,7 @@ class CompletionWatcher:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(task_id, []).append(future)
         self._new_waiter = True
+        self._anyone_waiting.set()
         try:
             yield future
         finally:
@@ -59,6 +61,10 @@ class CompletionWatcher:
         seen: float | None = None
         pause = FIRST_CHECK_SECONDS
         while True:
+            if not self._waiting:
+                # Idle: no wake-ups at all until a request starts waiting.
+                self._anyone_waiting.clear()
+                await self._anyone_waiting.wait()
             await asyncio.sleep(FIRST_CHECK_SECONDS if self._new_waiter else pause)
             if not self._waiting:
                 continue

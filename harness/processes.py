@@ -144,6 +144,9 @@ class Cluster:
             **self.database.settings(),
             "API_HOST": "127.0.0.1",
             "WORKER_MAX_MEMORY_MB": "4096",
+            # New tasks wake idle workers at once (wake-up socket, NOTIFY); the poll is only the
+            # safety net, and at the 5 ms default a dozen idle workers would eat a core here.
+            "POLL_INTERVAL_SECONDS": "0.25",
             "SHUTDOWN_GRACE_SECONDS": "5",
             **{k: str(v) for k, v in settings.items()},
         }

@@ -67,13 +67,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests about one backend's own mechanics run only in that backend's session (deselected, not skipped)."""
+    """Tests about one backend's own mechanics run only in that backend's session, and tests that never
+    touch the backend run only in the first (SQLite) session: deselected, not skipped."""
     backend = config.getoption("backend")
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         only = {m.args[0] for m in item.iter_markers("backend_only")}
-        (drop if only and backend not in only else keep).append(item)
+        independent = backend != "sqlite" and item.get_closest_marker("database_independent") is not None
+        (drop if (only and backend not in only) or independent else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -13,6 +13,8 @@ from api_server.app import create_app
 from shared.config import Settings
 from shared.examples import BELL_QASM3
 
+pytestmark = pytest.mark.database_independent
+
 BASE = "http://127.0.0.1:8000"
 
 

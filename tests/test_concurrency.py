@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,34 +13,37 @@ from tests.services import BELL_QASM3, TERMINAL, Cluster
 
 def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -> list[str]:
     """Submit `count` Bell tasks from several client threads at once; returns the acknowledged ids."""
+    local = threading.local()
+    clients: list[httpx.Client] = []
 
     def one(_: int) -> str:
-        with httpx.Client(base_url=base_url, timeout=60) as client:
-            response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 100, **fields})
-            assert response.status_code == 202, response.text
-            return response.json()["task_id"]
+        if not hasattr(local, "client"):  # one keep-alive connection per thread
+            local.client = httpx.Client(base_url=base_url, timeout=60)
+            clients.append(local.client)
+        response = local.client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 100, **fields})
+        assert response.status_code == 202, response.text
+        return response.json()["task_id"]
 
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, range(count)))
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, range(count)))
+    finally:
+        for client in clients:
+            client.close()
 
 
 def wait_all(client: httpx.Client, task_ids: list[str], timeout: float) -> dict[str, dict]:
-    """Poll until every task is terminal; returns the final views."""
+    """Long-poll each task in turn until it is terminal; returns the final views."""
     deadline = time.monotonic() + timeout
     done: dict[str, dict] = {}
-    waiting = list(task_ids)
-    while waiting:
-        assert time.monotonic() < deadline, f"{len(waiting)} of {len(task_ids)} tasks unfinished after {timeout} s"
-        still = []
-        for task_id in waiting:
-            body = client.get(f"/tasks/{task_id}").json()
+    for task_id in task_ids:
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(task_ids) - len(done)} of {len(task_ids)} tasks unfinished after {timeout} s"
+            body = client.get(f"/tasks/{task_id}", params={"wait": min(left, 30)}).json()
             if body["status"] in TERMINAL:
                 done[task_id] = body
-            else:
-                still.append(task_id)
-        waiting = still
-        if waiting:
-            time.sleep(0.1)
+                break
     return done
 
 

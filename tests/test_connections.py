@@ -15,7 +15,7 @@ import pytest
 
 from tests.services import Cluster, assert_clean_logs, running_cluster, wait_for
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.database_independent]
 
 HEADER_TIMEOUT = 2
 PARTIAL_REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n"
@@ -153,3 +153,26 @@ def test_idle_connections_past_the_descriptor_limit_do_not_stop_the_api(make_clu
     assert api.log().count(REFUSING) == 1  # one line, not one per refused connection
     assert cluster.stop() == {api.log_path.name: 0}
     assert_clean_logs(api)
+
+
+# Body limits over a real socket: the server counts what it reads, with or without Content-Length.
+
+
+def test_ten_megabyte_body_is_refused_with_413(client: httpx.Client) -> None:
+    response = client.post("/tasks", json={"circuit": "x" * 10_000_000})
+    assert response.status_code == 413
+
+
+def test_streamed_body_without_length_is_cut_off_at_the_limit(client: httpx.Client) -> None:
+    sent = 0
+
+    def chunks():  # no Content-Length: the server must count as it reads
+        nonlocal sent
+        yield b'{"circuit": "'
+        for _ in range(200):
+            sent += 65536
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = client.post("/tasks", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import threading
+import time
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from tests.test_concurrency import submit_many, wait_all
 
 pytestmark = [pytest.mark.crash, pytest.mark.local]
 
-SLOW = slow_circuit(50_000)  # a few seconds of simulation
+SLOW = slow_circuit(20_000)  # a second or two of simulation
 
 
 def wait_status(client: httpx.Client, task_id: str, status: str, timeout: float = 30) -> dict:
@@ -40,12 +41,13 @@ def test_killed_worker_task_is_completed_by_another(make_cluster) -> None:
     with cluster.client() as client:
         task_id = submit(client, SLOW, shots=10)
         wait_status(client, task_id, "pending")
+        second = cluster.start_worker(wait=False)  # starts while the first holds the only task
         first.kill()  # SIGKILL: no chance to clean up
-        cluster.start_worker()
         task = wait_done(client, task_id, timeout=90)
     assert task["status"] == "completed", task
     assert task["attempts"] == 2
     assert task["result"] == {"0": 10}
+    assert f":{second.pid}:" in cluster.rows()[task_id]["worker_id"]
 
 
 def test_killed_api_loses_no_acknowledged_task(make_cluster) -> None:
@@ -117,10 +119,9 @@ def test_sigterm_mid_task_within_grace_finishes_it(make_cluster) -> None:
 
 
 def test_three_workers_thousand_tasks_each_run_exactly_once(make_cluster) -> None:
-    cluster: Cluster = make_cluster()
+    cluster: Cluster = make_cluster(SIMULATOR_THREADS=1)  # three workers share two cores
     cluster.start_api()
-    for _ in range(3):
-        cluster.start_worker()
+    cluster.start_workers(3)
     task_ids = submit_many(cluster.base_url, 1000)
     with cluster.client() as client:
         views = wait_all(client, task_ids, timeout=300)
@@ -198,5 +199,8 @@ def test_long_poll_gives_up_at_its_deadline_on_a_running_task(make_cluster) -> N
     with cluster.client() as client:
         task_id = submit(client, SLOW, shots=10)
         wait_status(client, task_id, "pending")
+        started = time.monotonic()
         assert client.get(f"/tasks/{task_id}", params={"wait": 0.5}).json()["status"] == "pending"
+        waited = time.monotonic() - started
+        assert 0.5 <= waited < 1.5, f"the long-poll answered after {waited:.2f} s, not at its 0.5 s deadline"
         client.post(f"/tasks/{task_id}/cancel")

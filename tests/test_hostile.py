@@ -36,7 +36,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     beside the worker."""
     workdir = tmp_path_factory.mktemp("hostile")
     (workdir / "secret.inc").write_text(f"{SECRET} q;\n")
-    with running_cluster(workdir, workers=2, TASK_TIMEOUT_SECONDS=4, WORKER_MAX_MEMORY_MB=1024) as cluster:
+    with running_cluster(workdir, workers=2, TASK_TIMEOUT_SECONDS=2, WORKER_MAX_MEMORY_MB=1024) as cluster:
         yield cluster
     for service in cluster.all_services():
         assert SECRET not in service.log()
@@ -96,7 +96,7 @@ def test_hundred_thousand_gates_run(hclient: httpx.Client) -> None:
 
 
 def test_a_long_loop_times_out(hclient: httpx.Client) -> None:
-    _fails_with(hclient, slow_circuit(900_000), "TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS=4 s")
+    _fails_with(hclient, slow_circuit(900_000), "TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS=2 s")
 
 
 def test_worker_still_serves_after_all_that(hclient: httpx.Client, hostile: Cluster) -> None:
@@ -256,9 +256,9 @@ def test_the_simulation_process_is_stopped_at_its_memory_limit(make_cluster) -> 
         TASK_TIMEOUT_SECONDS=60,
     )
     cluster.start_api()
-    workers = [cluster.start_worker(), cluster.start_worker()]
-    # The two fastest growers (~200 MiB/s); the doubling gates take ~14 s to get there, the same way.
-    hogs = {name: MEMORY_HOGS[name] for name in ("ten million bits", "ten million qubits")}
+    workers = [cluster.start_worker()]
+    # The fastest grower (~200 MiB/s); the others reach the limit the same way, only later.
+    hogs = {"ten million bits": MEMORY_HOGS["ten million bits"]}
     with cluster.client() as client, PeakMemory(workers) as memory:
         _all_fail_in_time(client, hogs, "MemoryLimitExceeded: ", within=60)
         assert wait_done(client, submit(client, BELL_QASM3, shots=10))["status"] == "completed"

@@ -17,6 +17,8 @@ from api_server import descriptors
 from api_server.app import create_app
 from shared.config import Settings
 
+pytestmark = pytest.mark.database_independent
+
 BASE = "http://127.0.0.1:8000"
 CANCEL = "/tasks/no-such-task/cancel"  # refused before routing, or 404 once let through
 JSON = {"content-type": "application/json"}

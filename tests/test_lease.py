@@ -11,6 +11,8 @@ import pytest
 from shared.models import Claim, LeaseStatus
 from worker.lease import LeaseKeeper
 
+pytestmark = pytest.mark.database_independent
+
 CLAIM = Claim(task_id="t1", circuit="", shots=1, seed=None, attempt=1, created_at=0.0)
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from shared.logs import OneLineFormatter
+
+pytestmark = pytest.mark.database_independent
 
 
 def test_quoted_user_text_cannot_forge_a_log_line() -> None:

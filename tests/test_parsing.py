@@ -11,6 +11,8 @@ from worker import circuit_limits, executor, fastpath, parsing
 from worker.circuit_limits import CircuitLimits, LimitExceeded
 from worker.messages import TaskError
 
+pytestmark = pytest.mark.database_independent
+
 HEADER = 'OPENQASM 3.0;\ninclude "stdgates.inc";\n'
 
 # Every gate of stdgates.inc, with its parameter and qubit counts.

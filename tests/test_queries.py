@@ -8,6 +8,8 @@ from shared.postgres_sql import PostgresQueries, to_pyformat
 from shared.queries import Queries
 from shared.sqlite_sql import SqliteQueries
 
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.mark.parametrize(
     ("written", "converted"),

@@ -8,6 +8,8 @@ from qiskit_aer import AerSimulator
 from worker import executor, parsing
 from worker.results import Outcome
 
+pytestmark = pytest.mark.database_independent
+
 HEADER = 'OPENQASM 3.0;\ninclude "stdgates.inc";\n'
 SIMULATOR = executor.Simulator(max_memory_mb=4096, threads=1)
 

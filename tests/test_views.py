@@ -10,6 +10,8 @@ from api_server.schemas import TaskPublic
 from api_server.views import public_view
 from shared.models import Task, TaskStatus
 
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.mark.parametrize(
     "task",
