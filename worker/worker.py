@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
+from typing import Protocol
 
 from shared.config import Settings
 from shared.errors import StoreError
@@ -33,10 +34,24 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+class Simulation(Protocol):
+    """What runs a task's circuit for the worker: `worker.sandbox.SimulationChild` in production."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def run(
+        self, circuit: str, shots: int, seed: int | None, timeout: float, should_abort: Callable[[], bool]
+    ) -> RunResult: ...
+
+
 class Worker:
     """Claims tasks one at a time and runs each in a warm simulation child."""
 
-    def __init__(self, settings: Settings, store: Store, worker_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, worker_id: str | None = None, child: Simulation | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.worker_id = worker_id or new_worker_id()
@@ -46,7 +61,10 @@ class Worker:
             max_loop_iterations=settings.max_loop_iterations,
             max_unrolled_operations=settings.max_unrolled_operations,
         )
-        self.child = SimulationChild(settings.worker_max_memory_mb, settings.simulator_threads, limits)
+        # Swappable, as rq's SimpleWorker: the tests record outcomes without a child process.
+        self.child: Simulation = child or SimulationChild(
+            settings.worker_max_memory_mb, settings.simulator_threads, limits
+        )
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)

@@ -1,0 +1,149 @@
+"""What the worker records for each outcome of a run: a real store, the simulation swapped out.
+
+The simulation child is replaced by a stand-in that returns scripted outcomes (rq's SimpleWorker
+idea), so every branch of the recording logic runs in milliseconds; the real child, its crashes
+and signals are covered by test_crash.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import Settings
+from shared.models import RunDetails, TaskStatus
+from shared.sqlite_store import SqliteStore
+from worker.results import Outcome, RunResult
+from worker.worker import Worker
+
+pytestmark = pytest.mark.database_independent
+
+Script = Callable[[Worker, Callable[[], bool]], RunResult]
+
+
+class StandIn:
+    """A simulation that runs `script` instead of a circuit."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.worker: Worker | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(
+        self, circuit: str, shots: int, seed: int | None, timeout: float, should_abort: Callable[[], bool]
+    ) -> RunResult:
+        assert self.worker is not None
+        self.runs += 1
+        return self.script(self.worker, should_abort)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    store = SqliteStore(str(tmp_path / "tasks.db"))
+    store.initialize()
+    yield store
+    store.close()
+
+
+def work(store: SqliteStore, script: Script, **settings: Any) -> Worker:
+    """Submit one task and let a burst worker with the stand-in handle it."""
+    store.create_task("t1", "OPENQASM 3.0;", 100, 7, time.time())
+    values: dict[str, Any] = {"lease_seconds": 0.3, "shutdown_grace_seconds": 0, **settings}
+    standin = StandIn(script)
+    worker = Worker(Settings(_env_file=None, **values), store, "w1", child=standin)
+    standin.worker = worker
+    worker.run(burst=True)
+    assert standin.runs == 1
+    # run() closes the store it was given; reopen it to read what was recorded.
+    store.initialize()
+    return worker
+
+
+def wait_until(should_abort: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not should_abort():
+        assert time.monotonic() < deadline, "the worker never asked the simulation to stop"
+        time.sleep(0.01)
+
+
+def test_counts_complete_the_task_with_their_details(store: SqliteStore) -> None:
+    details = RunDetails(num_qubits=2, depth=3, duration_ms=1.5, parse_ms=0.2, transpile_ms=0.0)
+    work(store, lambda w, abort: RunResult(Outcome.COUNTS, counts={"00": 60, "11": 40}, details=details))
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.COMPLETED
+    assert task.result == {"00": 60, "11": 40} and task.attempts == 1
+    assert (task.num_qubits, task.depth, task.duration_ms) == (2, 3, 1.5)
+
+
+def test_an_error_fails_the_task_with_its_line(store: SqliteStore) -> None:
+    work(store, lambda w, abort: RunResult(Outcome.ERROR, error="QASM3ParsingError: line 3:0 missing ';'"))
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.FAILED
+    assert task.error == "QASM3ParsingError: line 3:0 missing ';'"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error"),
+    [
+        (Outcome.TIMEOUT, "TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS=9 s and was stopped"),
+        (
+            Outcome.CRASHED,
+            "SimulationCrashed: the simulation process was killed by SIGKILL while running this circuit",
+        ),
+    ],
+)
+def test_a_timeout_or_crash_fails_the_task_naming_why(store: SqliteStore, outcome: Outcome, error: str) -> None:
+    given = error if outcome is Outcome.CRASHED else ""
+    work(store, lambda w, abort: RunResult(outcome, error=given), task_timeout_seconds=9)
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.FAILED and task.error == error
+
+
+def test_a_cancel_request_stops_the_run_and_cancels_the_task(store: SqliteStore) -> None:
+    def cancelled_meanwhile(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
+        store.cancel("t1", time.time())  # what POST /tasks/{id}/cancel does while it runs
+        wait_until(should_abort)  # the lease keeper's next renewal sees the request
+        return RunResult(Outcome.ABORTED)
+
+    work(store, cancelled_meanwhile)
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.CANCELLED
+
+
+def test_a_shutdown_past_its_grace_returns_the_task_without_spending_an_attempt(store: SqliteStore) -> None:
+    def stopped_meanwhile(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
+        worker.request_stop()  # SIGTERM, with SHUTDOWN_GRACE_SECONDS=0
+        wait_until(should_abort)
+        return RunResult(Outcome.ABORTED)
+
+    work(store, stopped_meanwhile)
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.SUBMITTED
+    claim = store.claim_next("w2", time.time(), 30)
+    assert claim is not None and claim.attempt == 1  # the hand-back cost no attempt
+
+
+def test_a_result_after_the_lease_was_taken_over_is_discarded(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def taken_over(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
+        # This worker stalled past its lease: another worker requeued and claimed the task.
+        store.recover_expired(now=time.time() + 3600, max_attempts=5)
+        assert store.claim_next("w2", time.time(), 30) is not None
+        return RunResult(Outcome.COUNTS, counts={"0": 100})
+
+    work(store, taken_over)
+    task = store.get_task("t1")
+    assert task is not None and task.status is TaskStatus.PENDING and task.worker_id == "w2"
+    assert task.result is None
+    assert "task t1: result discarded, this worker lost its lease to another worker" in caplog.text
