@@ -16,6 +16,7 @@ from shared.errors import StoreBusy, StoreError
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+TOP_LEVEL_FIELDS = "circuit, shots, seed, parameters, observables, memory, method and noise"
 
 
 def _field_name(loc: tuple[str | int, ...]) -> str:
@@ -30,7 +31,10 @@ def _message(error: dict) -> str:
         reason = error.get("ctx", {}).get("error", "")
         return f"body: is not valid JSON ({reason})" if reason else "body: is not valid JSON"
     if kind == "extra_forbidden":
-        return f"{_field_name(error['loc'])}: unknown field; accepted fields are circuit, shots and seed"
+        where = _field_name(error["loc"])
+        if len(error["loc"]) == 2:  # ("body", name): a field of the submission itself
+            return f"{where}: unknown field; accepted fields are {TOP_LEVEL_FIELDS}"
+        return f"{where}: unknown field"
     if kind == "missing":
         return f"{_field_name(error['loc'])}: field required"
     msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,7 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
+from api_server.task_options import TaskOptions, sweep_points
 from api_server.views import decode_cursor, encode_cursor, list_item, public_view
 from shared.models import Task, TaskStatus
 
@@ -35,8 +36,14 @@ router = APIRouter()
 NOT_FOUND = "Task not found"
 MAX_WAIT_SECONDS = 60
 QUEUE_FULL_RETRY_SECONDS = 5
+OPTION_FIELDS = set(TaskOptions.model_fields)
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
+
+
+def _refuse(field: str, message: str, kind: str = "value_error") -> NoReturn:
+    """A 422 naming the body field, in the same form as the schema's own refusals."""
+    raise RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message, "input": None}])
 
 
 def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
@@ -87,16 +94,21 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
     shots = body.shots if body.shots is not None else settings.default_shots
     if shots > settings.max_shots:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "less_than_equal",
-                    "loc": ("body", "shots"),
-                    "msg": f"Input should be less than or equal to {settings.max_shots}",
-                    "input": shots,
-                    "ctx": {"le": settings.max_shots},
-                }
-            ]
+        _refuse("shots", f"Input should be less than or equal to {settings.max_shots}", "less_than_equal")
+    options = body.model_dump(include=OPTION_FIELDS, exclude_defaults=True, exclude_none=True)
+    points = sweep_points(body.parameters)
+    if points > settings.max_sweep_points:
+        _refuse("parameters", f"a sweep of {points} points is more than MAX_SWEEP_POINTS={settings.max_sweep_points}")
+    if body.observables and len(body.observables) > settings.max_observables:
+        _refuse(
+            "observables",
+            f"{len(body.observables)} observables are more than MAX_OBSERVABLES={settings.max_observables}",
+        )
+    if body.memory and shots * points > settings.max_memory_shots:
+        _refuse(
+            "memory",
+            f"{shots} shots x {points} points = {shots * points} outcomes is more than "
+            f"MAX_MEMORY_SHOTS={settings.max_memory_shots}; ask for fewer shots or points",
         )
     size = len(body.circuit.encode("utf-8"))
     if size > settings.max_circuit_bytes:
@@ -104,7 +116,9 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
             413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     task_id = str(uuid.uuid4())
-    if not store.create_task(task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes):
+    if not store.create_task(
+        task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes, options or None
+    ):
         raise HTTPException(
             503,
             f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this "

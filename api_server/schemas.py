@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from api_server.task_options import NoiseSpec, Number, Observable, TaskOptions
 from shared.config import Settings
 from shared.examples import BELL_QASM3
 from shared.models import TaskStatus
@@ -43,8 +44,10 @@ Seed = Annotated[
 ]
 
 
-class TaskCreate(BaseModel):
-    """A circuit to run. Unknown fields are rejected, so a typo never runs with defaults."""
+class TaskCreate(TaskOptions):
+    """A circuit to run, and optionally how (sweep, observables, memory, method, noise).
+
+    Unknown fields are rejected, so a typo never runs with defaults."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -94,6 +97,15 @@ class TaskAccepted(BaseModel):
     status: TaskStatus = Field(description="Always `submitted`.")
 
 
+class SweepPoint(BaseModel):
+    """One point of a sweep: its parameter values and what the circuit gave there."""
+
+    parameters: dict[str, float]
+    counts: dict[str, int] | None = Field(None, description="Absent when the circuit measures nothing.")
+    memory: list[str] | None = None
+    expectation_values: list[float] | None = None
+
+
 class TaskPublic(BaseModel):
     """A task as clients see it. Fields without a value are left out, never sent as null."""
 
@@ -139,6 +151,20 @@ class TaskPublic(BaseModel):
     cancel_requested: bool | None = Field(
         None, description="True while a cancel request waits for the worker to stop the task."
     )
+    # The options the task was submitted with (echoed only when given) and what they produced.
+    parameters: dict[str, Number | list[Number]] | None = Field(None, description="As submitted.")
+    observables: list[Observable] | None = Field(None, description="As submitted.")
+    method: str | None = Field(None, description="As submitted.")
+    noise: NoiseSpec | None = Field(None, description="As submitted.")
+    memory: list[str] | bool | None = Field(
+        None,
+        description="Every shot's outcome in shot order, keyed like `result`, once completed (`true` before, "
+        "and for a sweep, whose points hold their own).",
+    )
+    expectation_values: list[float] | None = Field(
+        None, description="One exact expectation value per observable, in order (not a sweep)."
+    )
+    results: list[SweepPoint] | None = Field(None, description="A sweep's points, in order; a sweep has no `result`.")
 
 
 class TaskListItem(BaseModel):

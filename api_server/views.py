@@ -50,7 +50,20 @@ def public_view(task: Task) -> dict[str, Any]:
         "transpile_ms": _ms(task.transpile_ms),
         "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
     }
+    if task.options:
+        view.update(_options_view(task.options, task.output or {}))
+    if task.output:
+        view.update(task.output)
     return {key: value for key, value in view.items() if value is not None}
+
+
+def _options_view(options: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+    """The options echoed as submitted; `memory: true` until a task's outcomes replace it (a
+    sweep's stay in its points)."""
+    echo = {key: options.get(key) for key in ("parameters", "observables", "method", "noise")}
+    if options.get("memory"):
+        echo["memory"] = True
+    return echo
 
 
 def _ms(value: float | None) -> float | None:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     max_shots: int = Field(100_000, ge=1)
     max_circuit_bytes: int = Field(1_000_000, ge=64)
     max_queued_bytes: int = Field(250_000_000, ge=64)
+    max_sweep_points: int = Field(1000, ge=1)
+    max_observables: int = Field(100, ge=1)
+    max_memory_shots: int = Field(100_000, ge=1)
 
     poll_interval_seconds: float = Field(0.005, gt=0, le=60)
     lease_seconds: float = Field(30.0, gt=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class TaskStatus(enum.StrEnum):
@@ -67,6 +68,8 @@ class Task:
     parse_ms: float | None = None
     transpile_ms: float | None = None
     cancel_requested: bool = False
+    options: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Claim:
     seed: int | None
     attempt: int
     created_at: float
+    options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,12 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 4: what a task asked for beyond circuit, shots and seed (sweep parameters, observables,
+    # memory, method, noise), and what it produced beyond counts; both JSON text.
+    ["ALTER TABLE tasks ADD COLUMN options TEXT", "ALTER TABLE tasks ADD COLUMN output TEXT"]
+)
+
 # Zero-count rows for every bucket, so a fresh database already shows the full histograms.
 SEED_BUCKETS = """
 INSERT INTO histogram_buckets (metric, le, shard, count)
@@ -225,7 +231,7 @@ class PostgresQueries(Queries):
     UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
         started_at = %(now)s, lease_expires_at = %(expires)s
     FROM next WHERE tasks.seq = next.seq
-    RETURNING tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at
+    RETURNING tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at, tasks.options
     """
 
     # FOR UPDATE: a cancel that found the task finished reports the state it really had.

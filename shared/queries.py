@@ -12,7 +12,7 @@ from typing import ClassVar
 
 _TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output
 """
 
 _SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits"
@@ -38,8 +38,8 @@ class Queries:
 
     # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
     INSERT_TASK = """
-    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes)
-    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes
+    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options)
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options
     WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
     RETURNING seq
     """
@@ -98,7 +98,8 @@ class Queries:
 
     COMPLETE = f"""
     UPDATE tasks
-    SET status = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL, {_DETAILS}
+    SET status = 'completed', result = :result, output = :output, finished_at = :now, lease_expires_at = NULL,
+        {_DETAILS}
     WHERE {_OWNED}
     """
 

@@ -30,6 +30,8 @@ def to_task(row: Mapping[str, Any]) -> Task:
         parse_ms=row["parse_ms"],
         transpile_ms=row["transpile_ms"],
         cancel_requested=bool(row["cancel_requested"]),
+        options=json.loads(row["options"]) if row["options"] is not None else None,
+        output=json.loads(row["output"]) if row["output"] is not None else None,
     )
 
 
@@ -54,6 +56,7 @@ def to_claim(row: Mapping[str, Any]) -> Claim:
         seed=row["seed"],
         attempt=row["attempts"],
         created_at=row["created_at"],
+        options=json.loads(row["options"]) if row["options"] is not None else None,
     )
 
 

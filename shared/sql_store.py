@@ -55,9 +55,17 @@ class SqlStore(Store):
     # --- the API's side -------------------------------------------------------------------
 
     def create_task(
-        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+        self,
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int = NO_LIMIT,
+        options: dict[str, Any] | None = None,
     ) -> bool:
         params = {
+            "options": json.dumps(options) if options else None,
             "id": task_id,
             "circuit": circuit,
             "shots": shots,
@@ -142,9 +150,23 @@ class SqlStore(Store):
             return LeaseStatus.LOST
         return LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD
 
-    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
+    def complete(
+        self,
+        claim: Claim,
+        worker_id: str,
+        result: dict[str, int] | None,
+        now: float,
+        details: RunDetails,
+        output: dict[str, Any] | None = None,
+    ) -> bool:
         return self._owned_write(
-            self.sql.COMPLETE, claim, worker_id, result=json.dumps(result), now=now, **details.__dict__
+            self.sql.COMPLETE,
+            claim,
+            worker_id,
+            result=json.dumps(result) if result is not None else None,
+            output=json.dumps(output) if output else None,
+            now=now,
+            **details.__dict__,
         )
 
     def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:

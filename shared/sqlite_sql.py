@@ -151,6 +151,12 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 6: what a task asked for beyond circuit, shots and seed (sweep parameters, observables,
+    # memory, method, noise), and what it produced beyond counts; both JSON.
+    ["ALTER TABLE tasks ADD COLUMN options TEXT", "ALTER TABLE tasks ADD COLUMN output TEXT"]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)
@@ -173,7 +179,7 @@ class SqliteQueries(Queries):
     SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
         started_at = :now, lease_expires_at = :expires
     WHERE seq = (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1)
-    RETURNING id, circuit, shots, seed, attempts, created_at
+    RETURNING id, circuit, shots, seed, attempts, created_at, options
     """
 
     # No FOR UPDATE in SQLite: the cancel's BEGIN IMMEDIATE already keeps other writers out.

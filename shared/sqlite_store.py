@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from shared import sqlite_sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
@@ -132,9 +133,16 @@ class SqliteStore(SqlStore):
         return found
 
     def create_task(
-        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+        self,
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int = NO_LIMIT,
+        options: dict[str, Any] | None = None,
     ) -> bool:
-        created = super().create_task(task_id, circuit, shots, seed, now, max_queued_bytes)
+        created = super().create_task(task_id, circuit, shots, seed, now, max_queued_bytes, options)
         if created:
             wake_all(self.path)
         return created

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 from shared.models import (
     CancelOutcome,
@@ -42,7 +43,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_task(
-        self, task_id: str, circuit: str, shots: int, seed: int | None, now: float, max_queued_bytes: int = NO_LIMIT
+        self,
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int = NO_LIMIT,
+        options: dict[str, Any] | None = None,
     ) -> bool:
         """Insert a submitted task, durable once this returns True; False (nothing stored) when the
         circuit bytes of unfinished tasks would pass max_queued_bytes."""
@@ -100,8 +108,18 @@ class Store(abc.ABC):
         """Extend the lease; says whether the worker lost it or someone asked to cancel the task."""
 
     @abc.abstractmethod
-    def complete(self, claim: Claim, worker_id: str, result: dict[str, int], now: float, details: RunDetails) -> bool:
-        """Record counts; False (and nothing written) when the lease was lost."""
+    def complete(
+        self,
+        claim: Claim,
+        worker_id: str,
+        result: dict[str, int] | None,
+        now: float,
+        details: RunDetails,
+        output: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record counts (None for a sweep or a circuit without measurements) and the rest of the
+        output (memory, expectation values, a sweep's results); False, and nothing written, when
+        the lease was lost."""
 
     @abc.abstractmethod
     def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:

@@ -54,7 +54,7 @@ SIMULATOR = executor.Simulator(max_memory_mb=4096, threads=1)
 
 def counts(circuit: QuantumCircuit) -> dict[str, int]:
     """Counts as the worker gets them: unrolled where Aer lacks the gate, seeded."""
-    return SIMULATOR.run(SIMULATOR.prepare(circuit), shots=500, seed=11)[0]
+    return SIMULATOR.run(SIMULATOR.prepare(circuit), shots=500, seed=11, job=executor.Job())[0].counts
 
 
 @pytest.mark.parametrize("gate", list(STDGATES))

@@ -16,7 +16,7 @@ SIMULATOR = executor.Simulator(max_memory_mb=4096, threads=1)
 
 def run(text: str, shots: int = 1000, seed: int = 5) -> dict[str, int]:
     result = executor.execute(SIMULATOR, text, shots, seed)
-    assert result.outcome is Outcome.COUNTS, result.error
+    assert result.outcome is Outcome.COUNTS and result.counts is not None, result.error
     assert sum(result.counts.values()) == shots
     return result.counts
 

@@ -40,7 +40,13 @@ class StandIn:
         pass
 
     def run(
-        self, circuit: str, shots: int, seed: int | None, timeout: float, should_abort: Callable[[], bool]
+        self,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        options: dict[str, Any] | None,
+        timeout: float,
+        should_abort: Callable[[], bool],
     ) -> RunResult:
         assert self.worker is not None
         self.runs += 1

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qiskit import QuantumCircuit
@@ -21,13 +22,18 @@ from qiskit_aer import AerSimulator
 
 from shared.examples import BELL_QASM3
 from shared.models import RunDetails
-from worker import circuit_limits
+from worker import circuit_limits, program
 from worker.circuit_limits import CircuitLimits, LimitExceeded
+from worker.keys import KeyFormat
 from worker.messages import TaskError, describe_unexpected, memory_limit_error
 from worker.parsing import parse
+from worker.program import Sweep
 from worker.results import Outcome, RunResult
 
 logger = logging.getLogger(__name__)
+
+# Aer's refusal of a circuit under a method that cannot run it.
+_UNSUPPORTED = re.compile(r'contains (invalid instructions \{.*?\}\}?) for "(\w+)" method')
 
 # Qiskit's text drawing is cheap for small circuits (~0.25 ms for Bell) but grows with qubits x
 # operations (~80 ms for a 20-qubit QFT): only small circuits are drawn.
@@ -83,12 +89,6 @@ class Simulator:
     def prepare(self, circuit: QuantumCircuit) -> QuantumCircuit:
         """The circuit in gates Aer runs natively; user-defined gates are unrolled."""
         names = set(_operation_names(circuit))
-        if "measure" not in names:
-            raise TaskError(
-                "NoMeasurements",
-                "the circuit measures nothing, so there are no counts; "
-                "add measurements, e.g. `c = measure q;` (OpenQASM 3) or `measure q -> c;` (OpenQASM 2)",
-            )
         if not names <= self.native:
             undefined = sorted(_undefined_gates(circuit, self.native))
             if undefined:
@@ -103,64 +103,84 @@ class Simulator:
                 raise TaskError("TranspilerError", str(error)) from None
         return circuit
 
-    def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> tuple[dict[str, int], float]:
-        """Counts for a prepared circuit, keyed as Aer's get_counts() keys them, and the simulation's ms.
+    def run(self, circuit: QuantumCircuit, shots: int, seed: int | None, job: Job) -> list[Point]:
+        """Counts (and memory) at every point of the job, in one Aer call.
 
-        Every declared bit is in the key: a loose `bit x;` is a one-bit register of its own.
+        Keys are Qiskit's, with every declared bit in them (see worker.keys).
         """
-        options: dict[str, Any] = {"shots": shots}
+        options: dict[str, Any] = {"shots": shots, "memory": job.memory}
+        if job.sweep.binds:
+            options["parameter_binds"] = [job.sweep.binds]
+        result = self._run(circuit, seed, job, job.method, options)
+        keys = KeyFormat(circuit)
+        points = []
+        for index in range(job.sweep.points):
+            counts = keys.counts(result, index)
+            if sum(counts.values()) != shots:
+                raise TaskError("SimulationError", f"the counts add up to {sum(counts.values())} of {shots} shots")
+            points.append(Point(counts=counts, memory=keys.memory(result, index) if job.memory else None))
+        return points
+
+    def expectation_values(self, circuit: QuantumCircuit, seed: int | None, job: Job) -> list[list[float]]:
+        """Each observable's exact expectation value at every point, on the state before the final
+        measurements (Aer's estimate with measurements left in is wrong), on the density matrix
+        when there is noise."""
+        state = circuit.remove_final_measurements(inplace=False)
+        qubits = list(range(state.num_qubits))
+        for index, operator in enumerate(job.observables):
+            state.save_expectation_value(operator, qubits, label=f"ev{index}")
+        options: dict[str, Any] = {"shots": 1}
+        if job.sweep.binds:
+            options["parameter_binds"] = [job.sweep.binds]
+        result = self._run(state, seed, job, "density_matrix" if job.noise is not None else job.method, options)
+        return [
+            [float(result.data(point)[f"ev{index}"].real) for index in range(len(job.observables))]
+            for point in range(job.sweep.points)
+        ]
+
+    def _run(self, circuit: QuantumCircuit, seed: int | None, job: Job, method: str, options: dict[str, Any]) -> Any:
         if seed is not None:
             options["seed_simulator"] = seed
-        started = time.perf_counter()
+        if method != "automatic":
+            options["method"] = method
+        if job.noise is not None:
+            options["noise_model"] = job.noise
         try:
             result = self.backend.run(circuit, **options).result()
         except MemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - Aer raises many types for bad circuits
             raise TaskError(type(error).__name__, aer_message(str(error))) from None
-        duration_ms = (time.perf_counter() - started) * 1000
         if not result.success:
             message = _aer_failure(result)
             if "bad_alloc" in message:  # Aer's allocation hit the process's address-space limit
                 raise MemoryError(message)
+            unsupported = _UNSUPPORTED.search(message)
+            if unsupported:
+                raise TaskError(
+                    "MethodError",
+                    f'the "{unsupported.group(2)}" method cannot run this circuit: it contains '
+                    f"{unsupported.group(1)}; choose another method (or automatic)",
+                )
             raise TaskError("SimulationError", message)
-        counts = count_keys(circuit, result)
-        if sum(counts.values()) != shots:
-            raise TaskError("SimulationError", f"the counts add up to {sum(counts.values())} of {shots} shots")
-        return counts, duration_ms
+        return result
 
 
-def count_keys(circuit: QuantumCircuit, result: Any) -> dict[str, int]:
-    """Counts keyed by classical register, the last declared leftmost, bits separated by a space
-    between registers, as Qiskit's get_counts() formats them.
+@dataclass(frozen=True)
+class Job:
+    """How to run a parsed circuit: its points, observables, memory, method and noise."""
 
-    get_counts() builds keys from the registers alone, so with loose bits (`bit a;`, which the
-    OpenQASM 3 importer keeps outside any register) different outcomes collided and overwrote each
-    other. Aer's raw counts are integers over every memory slot (slot i is circuit.clbits[i]);
-    here each loose bit becomes a group of its own, in declaration order.
-    """
-    groups: list[list[int]] = []
-    seen: dict[Any, list[int]] = {}
-    loose = False
-    for index, bit in enumerate(circuit.clbits):
-        registers = circuit.find_bit(bit).registers
-        if not registers:
-            loose = True
-            groups.append([index])
-            continue
-        register = registers[0][0]
-        if register not in seen:
-            seen[register] = []
-            groups.append(seen[register])
-        seen[register].append(index)
-    if not loose:
-        return dict(result.get_counts())
-    counts: dict[str, int] = {}
-    for raw, n in result.results[0].data.counts.items():
-        value = int(raw, 16)
-        key = " ".join("".join("1" if value >> i & 1 else "0" for i in reversed(g)) for g in reversed(groups))
-        counts[key] = counts.get(key, 0) + n
-    return counts
+    sweep: Sweep = field(default_factory=Sweep)
+    observables: list[Any] = field(default_factory=list)
+    memory: bool = False
+    method: str = "automatic"
+    noise: Any = None
+
+
+@dataclass(frozen=True)
+class Point:
+    counts: dict[str, int]
+    memory: list[str] | None = None
 
 
 def describe(circuit: QuantumCircuit) -> dict[str, Any]:
@@ -195,11 +215,12 @@ def aer_message(message: str) -> str:
     return message
 
 
-def execute(simulator: Simulator, circuit_text: str, shots: int, seed: int | None) -> RunResult:
-    """Run one task: counts or a one-line `Type: message` error, with what is known of the circuit.
-
-    Never raises for anything the circuit does.
-    """
+def execute(
+    simulator: Simulator, circuit_text: str, shots: int, seed: int | None, options: dict[str, Any] | None = None
+) -> RunResult:
+    """Run one task: counts (and whatever its options ask for) or a one-line `Type: message` error,
+    with what is known of the circuit. Never raises for anything the circuit does."""
+    options = options or {}
     facts: dict[str, Any] = {}
 
     def failed(error: str, memory_exceeded: bool = False) -> RunResult:
@@ -211,10 +232,27 @@ def execute(simulator: Simulator, circuit_text: str, shots: int, seed: int | Non
         circuit = parse(circuit_text)
         circuit_limits.check_circuit(circuit, simulator.limits, simulator.native)
         facts = {"parse_ms": (time.perf_counter() - started) * 1000, **describe(circuit)}
+        job = Job(
+            sweep=program.sweep(circuit, options.get("parameters")),
+            observables=program.observables(options.get("observables"), circuit.num_qubits),
+            memory=bool(options.get("memory")),
+            method=options.get("method", "automatic"),
+        )
+        measures = "measure" in set(_operation_names(circuit))
+        if not measures and not job.observables:
+            raise TaskError(
+                "NoMeasurements",
+                "the circuit measures nothing, so there are no counts; add measurements, e.g. "
+                "`c = measure q;` (OpenQASM 3) or `measure q -> c;` (OpenQASM 2), or ask for observables",
+            )
         started = time.perf_counter()
         prepared = simulator.prepare(circuit)
+        job = replace(job, noise=program.noise_model(options.get("noise"), prepared))
         facts["transpile_ms"] = (time.perf_counter() - started) * 1000
-        counts, facts["duration_ms"] = simulator.run(prepared, shots, seed)
+        started = time.perf_counter()
+        points = simulator.run(prepared, shots, seed, job) if measures else []
+        values = simulator.expectation_values(prepared, seed, job) if job.observables else []
+        facts["duration_ms"] = (time.perf_counter() - started) * 1000
     except TaskError as error:
         return failed(str(error))
     except LimitExceeded as error:
@@ -229,4 +267,27 @@ def execute(simulator: Simulator, circuit_text: str, shots: int, seed: int | Non
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         return failed(describe_unexpected(error))
-    return RunResult(Outcome.COUNTS, counts=counts, details=RunDetails(**facts))
+    counts, output = _answer(job, points, values)
+    return RunResult(Outcome.COUNTS, counts=counts, output=output, details=RunDetails(**facts))
+
+
+def _answer(job: Job, points: list[Point], values: list[list[float]]) -> tuple[dict[str, int] | None, dict[str, Any]]:
+    """`result` and the rest of the answer: a sweep's points, or one point's memory and values."""
+    if job.sweep.is_sweep:
+        results = []
+        for index, parameters in enumerate(job.sweep.values):
+            entry: dict[str, Any] = {"parameters": parameters}
+            if points:
+                entry["counts"] = points[index].counts
+                if points[index].memory is not None:
+                    entry["memory"] = points[index].memory
+            if values:
+                entry["expectation_values"] = values[index]
+            results.append(entry)
+        return None, {"results": results}
+    output: dict[str, Any] = {}
+    if points and points[0].memory is not None:
+        output["memory"] = points[0].memory
+    if values:
+        output["expectation_values"] = values[0]
+    return (points[0].counts if points else None), output

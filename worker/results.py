@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.models import RunDetails
 
@@ -24,7 +25,9 @@ class RunResult:
     """Counts or a one-line error, and what was learned about the circuit on the way."""
 
     outcome: Outcome
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] | None = None
+    # What the task produced beyond counts: memory, expectation values, or a sweep's results.
+    output: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     details: RunDetails = field(default_factory=RunDetails)
     # The child hit its memory limit from inside (a MemoryError): it should be replaced.

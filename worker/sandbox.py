@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.logs import OneLineFormatter
 from worker.circuit_limits import CircuitLimits
 from worker.messages import memory_limit_error
 from worker.results import Outcome, RunResult
@@ -50,6 +51,17 @@ def _die_with_parent() -> None:
         pass
 
 
+def _log_one_line_per_event() -> None:
+    """The child's log lines (ours and the libraries') go through the same one-line formatter as
+    the worker's. Aer's own warning on a failed simulation repeats, over several lines, what the
+    task's one-line error already says: it is left out."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s simulation[%(process)d] %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("qiskit_aer").setLevel(logging.ERROR)
+    logging.getLogger("qiskit").setLevel(logging.WARNING)
+
+
 def _limit_address_space(max_memory_mb: int) -> None:
     with open("/proc/self/statm") as statm:
         reserved = int(statm.read().split()[0]) * _PAGE_BYTES
@@ -67,6 +79,7 @@ def _child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
+    _log_one_line_per_event()
     from worker import executor
 
     simulator = executor.Simulator(max_memory_mb, threads, limits)
@@ -80,8 +93,8 @@ def _child_main(
             return
         if job is None:
             return
-        circuit, shots, seed = job
-        conn.send(executor.execute(simulator, circuit, shots, seed))
+        circuit, shots, seed, options = job
+        conn.send(executor.execute(simulator, circuit, shots, seed, options))
 
 
 class SimulationChild:
@@ -147,6 +160,7 @@ class SimulationChild:
         circuit: str,
         shots: int,
         seed: int | None,
+        options: dict[str, Any] | None,
         timeout: float,
         should_abort: Callable[[], bool],
         check_every: float = 0.2,
@@ -158,7 +172,7 @@ class SimulationChild:
         assert self._conn is not None and self._process is not None
         deadline = time.monotonic() + timeout
         try:
-            self._conn.send((circuit, shots, seed))
+            self._conn.send((circuit, shots, seed, options))
         except (BrokenPipeError, OSError):
             return self._crashed()
         next_check = time.monotonic() + check_every

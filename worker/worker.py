@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.config import Settings
 from shared.errors import StoreError
@@ -42,7 +42,13 @@ class Simulation(Protocol):
     def stop(self) -> None: ...
 
     def run(
-        self, circuit: str, shots: int, seed: int | None, timeout: float, should_abort: Callable[[], bool]
+        self,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        options: dict[str, Any] | None,
+        timeout: float,
+        should_abort: Callable[[], bool],
     ) -> RunResult: ...
 
 
@@ -145,6 +151,7 @@ class Worker:
                 claim.circuit,
                 claim.shots,
                 claim.seed,
+                claim.options,
                 timeout=self.settings.task_timeout_seconds,
                 should_abort=lambda: held.should_stop() or self._past_grace(),
             )
@@ -164,7 +171,9 @@ class Worker:
             return
         elif result.outcome is Outcome.COUNTS:
             written = self._write(
-                lambda: self.store.complete(claim, self.worker_id, result.counts, time.time(), result.details)
+                lambda: self.store.complete(
+                    claim, self.worker_id, result.counts, time.time(), result.details, result.output
+                )
             )
             state, error = "completed", ""
         else:
