@@ -1,5 +1,5 @@
 """The README's examples, run as a user runs them: its shell one-liners and Python example against
-the service, its count keys in-process through the worker's own code
+the service, its count keys and its OpenQASM table in-process through the worker's own code
 (`worker.executor.execute`, what the simulation process runs for every task).
 
 Everything is read from the README itself, so the README cannot drift from what the service does.
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from qiskit import qasm3
 
 from tests.services import BELL_QASM3, ROOT, wait_done
 from worker import executor
-from worker.results import Outcome
+from worker.results import Outcome, RunResult
 
 README_PATH = ROOT / "README.md"
 README = README_PATH.read_text(encoding="utf-8")
@@ -163,6 +164,140 @@ def test_bit_zero_is_rightmost_and_openqasm2_registers_follow_the_same_rule() ->
     )
     assert "`creg a[1]; creg b[2];` gives keys like `10 1`" in flat(COUNT_KEYS)
     assert executor.execute(SIMULATOR, qasm2, 10, 1).counts == {"10 1": 10}
+
+
+# -- OpenQASM support -------------------------------------------------------------------------
+
+SUPPORT = section("## OpenQASM support")
+(TEMPLATE,) = fenced(SUPPORT, "qasm")
+TABLE = [
+    [cell.strip() for cell in line.strip().strip("|").split("|")]
+    for line in SUPPORT.splitlines()
+    if line.startswith("| ") and not line.startswith(("| feature ", "| --- "))
+]
+
+
+def run_in_template(template: str, example: str, shots: int = 100, seed: int = 1) -> RunResult:
+    """Run `example` in place of the template's placeholder line, as a worker would."""
+    assert "// the example goes here\n" in template
+    return executor.execute(SIMULATOR, template.replace("// the example goes here\n", example + "\n"), shots, seed)
+
+
+def code(cell: str) -> str:
+    """A table cell that is one `code span`, without its backticks."""
+    assert re.fullmatch(r"`[^`]+`", cell), cell
+    return cell[1:-1]
+
+
+@pytest.mark.database_independent
+def test_the_table_lists_eight_to_twelve_features() -> None:
+    assert 8 <= len(TABLE) <= 12
+    assert all(len(row) == 4 for row in TABLE)
+
+
+@pytest.mark.database_independent
+@pytest.mark.parametrize("row", TABLE, ids=[row[0] for row in TABLE])
+def test_each_unsupported_feature_fails_with_the_readme_error(row: list[str]) -> None:
+    _, example, error, _ = row
+    result = run_in_template(TEMPLATE, code(example))
+    assert result.outcome is Outcome.ERROR
+    assert result.error == code(error)
+
+
+DECLARATIONS = {
+    "int": "int n;",
+    "uint": "uint[8] n = 3;",
+    "float": "float[64] x;",
+    "bool": "bool b = true;",
+    "angle": "angle[32] a = pi;",
+    "complex": "complex[float[64]] z;",
+    "array": "array[int[32], 2] v = {1, 2};",
+    "duration": "duration d = 100ns;",
+    "stretch": "stretch s;",
+}
+
+
+@pytest.mark.database_independent
+def test_every_classical_type_the_table_names_is_refused_by_name() -> None:
+    (feature,) = [row[0] for row in TABLE if row[0].startswith("classical variables")]
+    assert re.findall(r"`(\w+)`", feature) == list(DECLARATIONS)
+    for name, declaration in DECLARATIONS.items():
+        expected = f"QASM3ImporterError: line 5, column 0: declarations of type '{name}' are not supported"
+        assert run_in_template(TEMPLATE, declaration).error == expected
+
+
+# What the table's last column offers instead (as the README writes it), each with a circuit that
+# uses it and that circuit's seeded counts.
+INSTEAD = {
+    "`gate flip a { x a; }`": ("gate flip a { x a; } flip q[0];", {"01": 100}),
+    "`rx(0.5) q[0];`": ("rx(0.5) q[0];", {"00": 96, "01": 4}),
+    "`bit[2] d;`": ("bit[2] d;", {"00 00": 100}),  # d is in every key, leftmost
+    "`if (c[0]) …`": ("x q[0]; c[0] = measure q[0]; if (c[0]) { x q[1]; }", {"11": 100}),
+    "`if (c[0] == true) …`": ("x q[0]; c[0] = measure q[0]; if (c[0] == true) { x q[1]; }", {"11": 100}),
+    "`if (c == 1) …`": ("x q[0]; c = measure q; if (c == 1) { x q[1]; }", {"11": 100}),
+    "`h q[0]; h q[1];`": ("h q[0]; h q[1];", {"00": 30, "01": 28, "10": 20, "11": 22}),
+    "`if (c == 1) { x q[0]; }`": ("c = measure q; if (c == 1) { x q[0]; }", {"00": 100}),
+    "`let a = q[0:0];`": ("let a = q[0:0]; x a;", {"01": 100}),
+    "`c[0] = measure q[0];`": ("x q[0]; c[0] = measure q[0];", {"01": 100}),
+}
+
+
+@pytest.mark.database_independent
+@pytest.mark.parametrize("offered", list(INSTEAD))
+def test_what_the_table_offers_instead_runs(offered: str) -> None:
+    assert any(offered in row[3] for row in TABLE)
+    example, counts = INSTEAD[offered]
+    result = run_in_template(TEMPLATE, example)
+    assert result.outcome is Outcome.COUNTS, result.error
+    assert result.counts == counts
+
+
+@pytest.mark.database_independent
+def test_input_parameters_bound_in_qiskit_before_sending_run() -> None:
+    (row,) = [row for row in TABLE if row[0] == "`input` parameters"]
+    assert 'qasm3.dumps(circuit.assign_parameters({"theta": 0.5}))' in row[3]
+    circuit = qasm3.loads(TEMPLATE.replace("// the example goes here\n", code(row[1]) + "\n"))
+    text = qasm3.dumps(circuit.assign_parameters({"theta": 0.5}))
+    assert executor.execute(SIMULATOR, text, 100, 1).counts == INSTEAD["`rx(0.5) q[0];`"][1]
+
+
+# "These do work: ...": each phrase of that sentence, with a circuit that shows it working.
+WORKS = {
+    "`if`/`else` on a bit": ("x q[0]; c[0] = measure q[0]; if (c[0]) { x q[1]; } else { h q[1]; }", {"11": 100}),
+    "or a register": ("x q[0]; c = measure q; if (c == 1) { x q[1]; } else { h q[1]; }", {"11": 100}),
+    "`while (c[0])`": ("x q[0]; c[0] = measure q[0]; while (c[0]) { x q[0]; c[0] = measure q[0]; }", {"00": 100}),
+    "`for` over a range": ("for int i in [0:2] { x q[0]; }", {"01": 100}),
+    "(`for int i in {1, 3}`)": ("for int i in {1, 3} { x q[1]; }", {"00": 100}),
+    "with `break`": ("for int i in [0:3] { x q[0]; break; }", {"01": 100}),
+    "gate definitions with parameters": ("gate turn(t) a { rx(t) a; } turn(pi) q[0];", {"01": 100}),
+    "`ctrl @`": ("x q[0]; ctrl @ x q[0], q[1];", {"11": 100}),
+    "`inv @`": ("h q[0]; s q[0]; inv @ s q[0]; h q[0];", {"00": 100}),
+    "`pow(2) @`": ("pow(2) @ sx q[0];", {"01": 100}),
+    "`reset`": ("x q[0]; reset q[0];", {"00": 100}),
+    "`gphase`": ("gphase(pi); x q[0];", {"01": 100}),
+    "`delay[100ns]` (no effect without noise)": ("x q[0]; delay[100ns] q[0];", {"01": 100}),
+    "`let` aliases of registers": ("let a = q; x a[1];", {"10": 100}),
+    "and slices": ("let a = q[1:1]; x a;", {"10": 100}),
+}
+
+
+@pytest.mark.database_independent
+@pytest.mark.parametrize("phrase", list(WORKS))
+def test_what_the_readme_says_works_runs(phrase: str) -> None:
+    works = flat(SUPPORT[SUPPORT.index("These do work:") : SUPPORT.index("In OpenQASM 2")])
+    assert phrase in works
+    example, counts = WORKS[phrase]
+    result = run_in_template(TEMPLATE, example)
+    assert result.outcome is Outcome.COUNTS, result.error
+    assert result.counts == counts
+
+
+@pytest.mark.database_independent
+def test_openqasm2_opaque_gate_fails_with_the_readme_error() -> None:
+    shown = re.search(r"`opaque g a;` then `g q\[0\];` fails with\n`([^`]+)`", SUPPORT)
+    assert shown is not None
+    circuit = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nopaque g a;\nqreg q[1];\ncreg c[1];\ng q[0];\nmeasure q -> c;\n'
+    assert executor.execute(SIMULATOR, circuit, 10, 1).error == shown.group(1)
 
 
 # -- Links ------------------------------------------------------------------------------------
