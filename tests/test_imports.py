@@ -61,3 +61,18 @@ def test_shared_imports_neither_the_api_nor_the_worker() -> None:
         if not target.startswith("shared.")
     }
     assert outward == set()
+
+
+def test_only_the_workers_circuit_modules_import_qiskit() -> None:
+    """As the README says: Qiskit (and Aer) are imported by these two modules and no other."""
+    importers = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                if any(name.split(".")[0] in ("qiskit", "qiskit_aer") for name in names):
+                    importers.add(_module_name(path))
+    assert importers == {"worker.parsing", "worker.executor"}
+    assert "(`worker/parsing.py`, `worker/executor.py`)" in (ROOT / "README.md").read_text(encoding="utf-8")
