@@ -51,7 +51,18 @@ class TaskCreate(TaskOptions):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"circuit": BELL_QASM3, "shots": 1024, "seed": 7}]},
+        json_schema_extra={
+            "examples": [
+                {"circuit": BELL_QASM3, "shots": 1024, "seed": 7},
+                {
+                    "circuit": 'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float theta;\nqubit[1] q;\nbit[1] c;\n'
+                    "rx(theta) q[0];\nc[0] = measure q[0];\n",
+                    "shots": 100,
+                    "parameters": {"theta": [0.0, 1.5707963267948966, 3.141592653589793]},
+                },
+                {"circuit": BELL_QASM3, "observables": ["ZZ", "XX", [["ZI", 0.5], ["IZ", 0.5]]], "memory": True},
+            ]
+        },
     )
 
     circuit: StrictStr = Field(

@@ -34,7 +34,7 @@ def test_bell_completes_with_00_and_11(client: httpx.Client, circuit: str) -> No
 def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     payloads = [json.loads(p) for p in re.findall(r"-d '(\{.*?\})'", readme, re.DOTALL)]
-    bell3, bell2, broken, typo = payloads
+    bell3, bell2, broken, typo, sweep, observables = payloads
     assert bell3 == {"circuit": BELL_QASM3, "shots": 1000, "seed": 7}
     assert bell2 == {"circuit": BELL_QASM2}
     response = client.post("/tasks", json=bell3)
@@ -44,6 +44,7 @@ def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> N
     failed = wait_done(client, client.post("/tasks", json=broken).json()["task_id"])
     assert failed["error"] == "QASM3ParsingError: line 5:0 missing ';' at 'cx'"
     assert failed["error"] in readme
+    _check_sweep_and_observables_examples(client, readme, sweep, observables)
     refused = client.post("/tasks", json=typo)
     assert refused.status_code == 422
     assert json.dumps(refused.json(), separators=(",", ":")) in readme
@@ -142,3 +143,15 @@ def test_long_poll_answers_when_the_task_finishes(client: httpx.Client) -> None:
     for bad in (-1, 61, "soon"):
         response = client.get(f"/tasks/{task_id}", params={"wait": bad})
         assert response.status_code == 422 and response.json()["detail"][0]["msg"].startswith("wait:")
+
+
+def _check_sweep_and_observables_examples(client: httpx.Client, readme: str, sweep: dict, observables: dict) -> None:
+    """The README's sweep and observables examples answer what the README shows."""
+    task = wait_done(client, client.post("/tasks", json=sweep).json()["task_id"])
+    shown = [json.loads(e) for e in re.findall(r'\{"parameters": \{[^}]*\}, "counts": \{[^}]*\}\}', readme)]
+    assert task["results"] == shown
+    task = wait_done(client, client.post("/tasks", json=observables).json()["task_id"])
+    found = re.search(r'"expectation_values": (\[[^\]]*\])', readme)
+    assert found is not None
+    values = json.loads(found.group(1))
+    assert [round(v, 9) for v in task["expectation_values"]] == values

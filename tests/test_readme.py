@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from qiskit import qasm3
 
 from tests.services import BELL_QASM3, ROOT, wait_done
 from worker import executor
@@ -149,7 +148,7 @@ def test_count_keys_example_gives_the_readme_counts() -> None:
     options = re.search(r'`"shots": (\d+), "seed": (\d+)`', COUNT_KEYS)
     assert options is not None
     result = executor.execute(SIMULATOR, circuit, int(options.group(1)), int(options.group(2)))
-    assert result.outcome is Outcome.COUNTS, result.error
+    assert result.outcome is Outcome.COUNTS and result.counts is not None, result.error
     assert result.counts == json.loads(shown)
     assert "Read `1 01 1` from the right" in COUNT_KEYS and "1 01 1" in result.counts
 
@@ -250,15 +249,6 @@ def test_what_the_table_offers_instead_runs(offered: str) -> None:
     result = run_in_template(TEMPLATE, example)
     assert result.outcome is Outcome.COUNTS, result.error
     assert result.counts == counts
-
-
-@pytest.mark.database_independent
-def test_input_parameters_bound_in_qiskit_before_sending_run() -> None:
-    (row,) = [row for row in TABLE if row[0] == "`input` parameters"]
-    assert 'qasm3.dumps(circuit.assign_parameters({"theta": 0.5}))' in row[3]
-    circuit = qasm3.loads(TEMPLATE.replace("// the example goes here\n", code(row[1]) + "\n"))
-    text = qasm3.dumps(circuit.assign_parameters({"theta": 0.5}))
-    assert executor.execute(SIMULATOR, text, 100, 1).counts == INSTEAD["`rx(0.5) q[0];`"][1]
 
 
 # "These do work: ...": each phrase of that sentence, with a circuit that shows it working.
