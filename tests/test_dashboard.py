@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import shutil
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.services import (
     BELL_QASM3,
@@ -359,6 +360,192 @@ def test_a_completed_task_renders_under_the_content_security_policy(page: Page, 
     )
     wait_for(lambda: page.evaluate("window.cspViolations").count("script-src-elem") == 1, 10, "the CSP report")
     assert page.evaluate("window.ran") is None
+
+
+def watch_csp(page: Page) -> list[str]:
+    """Record the page's CSP violations (window.cspViolations) and console lines (returned)."""
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    return console
+
+
+def assert_no_csp_violations(page: Page, console: list[str]) -> None:
+    assert page.evaluate("window.cspViolations") == []
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+
+def assert_fits(page: Page, inner: str, card: str) -> None:
+    """`inner` lies within its card, and the page does not scroll sideways."""
+    box, card_box = page.locator(inner).bounding_box(), page.locator(card).bounding_box()
+    assert box is not None and card_box is not None
+    assert card_box["x"] <= box["x"] and box["x"] + box["width"] <= card_box["x"] + card_box["width"], (box, card_box)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def path_points(path: Locator) -> list[tuple[float, float]]:
+    """The (x, y) of every point of an SVG path drawn with M and L commands only."""
+    d = path.get_attribute("d") or ""
+    assert re.fullmatch(r"([ML]-?[\d.]+ -?[\d.]+)+", d), d[:200]
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+) (-?[\d.]+)", d)]
+
+
+SWEEP_QASM = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float theta;\ninput float phi;\nqubit[2] q;\nbit[2] c;\n'
+    "rx(theta) q[0];\nrx(phi) q[1];\nc = measure q;\n"
+)
+
+
+def test_a_sweep_draws_a_line_per_top_outcome(page: Page, dashboard: Cluster) -> None:
+    console = watch_csp(page)
+    points = 1000  # MAX_SWEEP_POINTS: still one path per line
+    thetas = [math.pi * i / (points - 1) for i in range(points)]
+    with dashboard.client() as client:
+        task_id = submit(
+            client,
+            SWEEP_QASM,
+            shots=100,
+            seed=9,
+            parameters={"theta": thetas, "phi": 0.7},
+            memory=True,
+        )
+        task = wait_done(client, task_id)
+    assert task["status"] == "completed", task.get("error")
+
+    page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    lines = page.locator("#sweep-counts svg path.line")
+    expect(lines).to_have_count(4)  # every outcome of two qubits, each likely somewhere
+    totals: dict[str, int] = {}
+    for point in task["results"]:
+        for key, count in point["counts"].items():
+            totals[key] = totals.get(key, 0) + count
+    ranked = sorted(totals, key=lambda key: (-totals[key], key))
+    assert [lines.nth(i).get_attribute("data-series") for i in range(4)] == ranked
+    assert page.locator("#sweep-counts .legend li").all_text_contents() == ranked
+    for i in range(4):
+        assert len(path_points(lines.nth(i))) == points
+    expect(page.locator("#sweep-counts svg path.dots")).to_have_count(0)  # 1,000 points: lines only
+    assert page.locator("#sweep-counts svg *").count() < 100, "a node per point"
+    expect(page.locator("#sweep-counts svg text.axis-label")).to_have_text("theta")
+    expect(page.locator("#sweep-counts .chart-note")).to_have_text(
+        "All 4 outcomes, each as count / shots (100 shots at each of 1,000 points)."
+    )
+    # theta from 0 to pi moves qubit 0 from |0> to |1>: "00" falls, "01" rises (SVG y grows downwards).
+    for key, rises in [("00", False), ("01", True)]:
+        drawn = path_points(page.locator(f'#sweep-counts svg path[data-series="{key}"]'))
+        assert drawn[0][0] < drawn[-1][0] and (drawn[-1][1] < drawn[0][1]) == rises, key
+
+    expect(page.locator("#sweep-expectations")).to_be_hidden()  # no observables asked
+
+    page_facts = facts(page)
+    assert (
+        page_facts["Parameters"]
+        == "theta = [0, 0.00314474, 0.00628947, 0.00943421, …, 3.14159] (1,000 values); phi = 0.7"
+    )
+    expect(page.locator("#memory-summary")).to_have_text("100,000 outcomes over 1,000 points, in shot order")
+    with page.expect_download() as info:
+        page.click("#memory-download")
+    downloaded = json.loads(Path(info.value.path()).read_text())
+    assert downloaded == [{"parameters": p["parameters"], "memory": p["memory"]} for p in task["results"]]
+    expect(page.locator("#result-section")).to_be_hidden()  # a sweep has no single histogram
+
+    assert_fits(page, "#sweep-counts svg", "#sweep-section")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page-sweep.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    expect(lines).to_have_count(4)
+    assert_fits(page, "#sweep-counts svg", "#sweep-section")
+    page.screenshot(path=str(ARTIFACTS / "task-page-sweep-phone.png"), full_page=True)
+    assert_no_csp_violations(page, console)
+
+
+def test_a_sweep_of_several_parameters_is_drawn_against_the_point_index(page: Page, dashboard: Cluster) -> None:
+    console = watch_csp(page)
+    parameters = {"theta": [0, 1, 2, 3, 3.1], "phi": [3, 2, 1, 0, 0.1]}
+    with dashboard.client() as client:
+        task_id = submit(client, SWEEP_QASM, shots=50, seed=2, parameters=parameters, observables=["IZ", "ZI"])
+        task = wait_done(client, task_id)
+    assert task["status"] == "completed", task.get("error")
+    page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    lines = page.locator("#sweep-counts svg path.line")
+    expect(lines).to_have_count(4)
+    expect(page.locator("#sweep-counts svg text.axis-label")).to_have_text("point")
+    note = "Several parameters move (theta, phi), so the x axis is the point index."
+    expect(page.locator("#sweep-counts .chart-note")).to_contain_text(note)
+    for i in range(4):
+        assert [x for x, _ in path_points(lines.nth(i))] == sorted({x for x, _ in path_points(lines.nth(i))})
+        assert len(path_points(lines.nth(i))) == 5
+    expect(page.locator("#sweep-counts svg path.dots")).to_have_count(4)  # few points: each one dotted
+
+    expectation_lines = page.locator("#sweep-expectations svg path.line")
+    expect(expectation_lines).to_have_count(2)
+    assert page.locator("#sweep-expectations .legend li").all_text_contents() == ["IZ", "ZI"]
+    expect(page.locator("#sweep-expectations svg text.axis-label")).to_have_text("point")
+    iz, zi = (path_points(expectation_lines.nth(i)) for i in range(2))
+    assert len(iz) == len(zi) == 5
+    # <IZ> = cos(theta) falls from 1 as theta grows; <ZI> = cos(phi) rises as phi shrinks (SVG y grows down).
+    assert iz[0][1] < iz[-1][1] and zi[0][1] > zi[-1][1], (iz, zi)
+    page_facts = facts(page)
+    assert page_facts["Parameters"] == "theta = [0, 1, 2, 3, 3.1] (5 values); phi = [3, 2, 1, 0, 0.1] (5 values)"
+    assert page_facts["Observables"] == "IZ, ZI"
+    expect(page.locator("#memory-section")).to_be_hidden()
+    for chart in ("#sweep-counts svg", "#sweep-expectations svg"):
+        assert_fits(page, chart, "#sweep-section")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page-sweep-observables.png"), full_page=True)
+    assert_no_csp_violations(page, console)
+
+
+def test_expectation_values_read_as_a_table(page: Page, dashboard: Cluster) -> None:
+    console = watch_csp(page)
+    observables = ["ZZ", "XX", "ZI", [["ZI", 0.5], ["IZ", 0.5]], [["ZZ", 0.5], ["YY", -0.5]]]
+    with dashboard.client() as client:
+        task_id = submit(client, BELL_QASM3, seed=4, observables=observables, method="statevector")
+        task = wait_done(client, task_id)
+    page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    rows = page.locator("#expectation-values tbody tr")
+    expect(rows).to_have_count(len(observables))
+    table = [row.locator("td").all_text_contents() for row in rows.all()]
+    assert table == [["ZZ", "1"], ["XX", "1"], ["ZI", "0"], ["0.5·ZI + 0.5·IZ", "0"], ["0.5·ZZ − 0.5·YY", "1"]]
+    for (_, shown), value in zip(table, task["expectation_values"], strict=True):
+        assert abs(float(shown) - value) < 1e-9, (shown, value)
+    assert facts(page)["Method"] == "statevector"
+    expect(page.locator("#histogram svg rect.bar")).to_have_count(2)  # the counts as before
+    expect(page.locator("#memory-section")).to_be_hidden()
+    expect(page.locator("#sweep-section")).to_be_hidden()
+    shown = page.evaluate("[1, 0.70710678118, -0.5, 1.5e-7, 1234567].map((v) => QTQ.number(v))")
+    assert shown == ["1", "0.707107", "-0.5", "1.5e-7", "1234570"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page-observables.png"), full_page=True)
+    assert_no_csp_violations(page, console)
+
+
+def test_memory_is_a_download_never_a_list(page: Page, dashboard: Cluster) -> None:
+    console = watch_csp(page)
+    shots = 100_000  # MAX_MEMORY_SHOTS
+    noise = {"readout": {"p01": 0.02, "p10": 0.03}}
+    with dashboard.client() as client:
+        task_id = submit(client, hadamards(4), shots=shots, seed=6, memory=True, noise=noise)
+        task = wait_done(client, task_id)
+    assert len(task["memory"]) == shots
+    page.goto(f"{dashboard.base_url}/ui/tasks/{task_id}")
+    expect(page.locator("#memory-summary")).to_have_text("100,000 outcomes, in shot order")
+    expect(page.locator("#histogram svg rect.bar")).to_have_count(TOP_OUTCOMES)
+    assert page.evaluate("document.getElementsByTagName('*').length") < 400
+    assert len(page.locator("body").inner_text()) < 5_000, "the outcomes were written on the page"
+    assert facts(page)["Noise"] == "readout p01 0.02, p10 0.03"
+    link = page.locator("#memory-download")
+    assert (link.get_attribute("href") or "").startswith("blob:")
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename == f"{task_id}-memory.json"
+    assert json.loads(Path(download.path()).read_text()) == task["memory"]
+    assert_fits(page, "#memory-section p", "#memory-section")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-page-memory.png"), full_page=True)
+    assert_no_csp_violations(page, console)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -16,6 +16,13 @@ const QTQ = (() => {
   // Fixed locale: the same digits for every reader (and every test run).
   const COUNT = new Intl.NumberFormat("en-US");
   const PERCENT = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
+  // A sweep's chart follows the outcomes most frequent over the whole sweep, a line each; any
+  // chart has at most MAX_LINES lines, as many as style.css has series colours.
+  const SWEEP_OUTCOMES = 4;
+  const MAX_LINES = 8;
+  // Up to this many points each gets a dot (drawn by one more path, not a node per point).
+  const DOTS_UP_TO = 60;
+  const LISTED_VALUES = 6; // of a swept parameter, in the facts
 
   async function api(path, options = {}) {
     const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
@@ -67,6 +74,27 @@ const QTQ = (() => {
     const text = PERCENT.format((count / total) * 100);
     // Three digits would round 99.96% up to a "100%" that is not all the shots.
     return `${text === "100" && count < total ? ">99.9" : text}%`;
+  }
+
+  // Six significant digits, written as JavaScript writes numbers: 1, 0.707107, -0.5, 1.5e-7.
+  function number(value) {
+    return String(Number(value.toPrecision(6)));
+  }
+
+  // "ZZ", or [["ZI", 0.5], ["IZ", -0.5]] as "0.5·ZI − 0.5·IZ".
+  function observableLabel(observable) {
+    if (typeof observable === "string") return observable;
+    return observable.map(([pauli, coefficient], i) => {
+      const sign = coefficient < 0 ? (i ? " − " : "−") : (i ? " + " : "");
+      return `${sign}${number(Math.abs(coefficient))}·${pauli}`;
+    }).join("");
+  }
+
+  function expectationText(value, observable) {
+    // Exact values still carry float rounding (1e-17 for a true 0): a value below 1e-12 of the
+    // largest the observable can take reads as 0 (the title keeps the exact number).
+    const scale = typeof observable === "string" ? 1 : observable.reduce((sum, [, c]) => sum + Math.abs(c), 0);
+    return Math.abs(value) < 1e-12 * scale ? "0" : number(value);
   }
 
   function statusNode(status) {
@@ -299,11 +327,40 @@ const QTQ = (() => {
     holder.replaceChildren(svg, el("p", note, "muted chart-note"));
   }
 
+  // theta = [0, 0.1, 0.2, …, 3.14159] (32 values); phi = 0.5
+  function parametersText(parameters) {
+    return Object.entries(parameters).map(([name, value]) => {
+      if (!Array.isArray(value)) return `${name} = ${number(value)}`;
+      const shown = value.length <= LISTED_VALUES
+        ? value.map(number).join(", ")
+        : `${value.slice(0, LISTED_VALUES - 2).map(number).join(", ")}, …, ${number(value.at(-1))}`;
+      return `${name} = [${shown}] (${COUNT.format(value.length)} values)`;
+    }).join("; ");
+  }
+
+  function noiseText(noise) {
+    const parts = [];
+    if (noise.depolarizing_1q != null) parts.push(`1-qubit depolarizing ${number(noise.depolarizing_1q)}`);
+    if (noise.depolarizing_2q != null) parts.push(`2-qubit depolarizing ${number(noise.depolarizing_2q)}`);
+    const readout = noise.readout || {};
+    const flips = ["p01", "p10"].filter((key) => readout[key] != null).map((key) => `${key} ${number(readout[key])}`);
+    if (flips.length) parts.push(`readout ${flips.join(", ")}`);
+    return parts.join("; ") || "none";
+  }
+
+  function observablesText(observables) {
+    const shown = observables.slice(0, MAX_LINES).map(observableLabel).join(", ");
+    return observables.length > MAX_LINES ? `${shown}, … (${observables.length} in all)` : shown;
+  }
+
   function renderFacts(task) {
     const facts = document.getElementById("facts");
     facts.replaceChildren();
     const rows = [
       ["Shots", COUNT.format(task.shots)], ["Seed", task.seed], ["Attempts", task.attempts],
+      ["Parameters", task.parameters && parametersText(task.parameters)],
+      ["Observables", task.observables && observablesText(task.observables)],
+      ["Method", task.method], ["Noise", task.noise && noiseText(task.noise)],
       ["Qubits", task.num_qubits], ["Depth", task.depth],
       ["Parsing", task.parse_ms], ["Transpilation", task.transpile_ms], ["Simulation", task.duration_ms],
       ["Submitted", task.created_at], ["Started", task.started_at], ["Finished", task.finished_at],
@@ -317,6 +374,179 @@ const QTQ = (() => {
       if (durations.has(name)) dd.title = `${value} ms`;
       facts.append(el("dt", name), dd);
     }
+  }
+
+  // About `count` round steps (1, 2 or 5 times a power of ten) from lo to hi.
+  function ticks(lo, hi, count, integer) {
+    const raw = (hi - lo) / count;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    let step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= raw * 0.999);
+    if (integer) step = Math.max(1, Math.round(step));
+    const values = [];
+    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) values.push(k * step);
+    return values;
+  }
+
+  // A line per series against `axis.xs`, drawn at the card's width like the histogram. Each line
+  // is one <path> (and its dots one more), so 1,000 points cost two nodes, not 2,000.
+  function lineChart(holder, { title, axis, series, yRange, note }) {
+    const width = Math.max(holder.clientWidth || 880, 360);
+    const height = 280;
+    const margin = { left: 52, right: 20, top: 12, bottom: 46 };
+    const plotWidth = width - margin.left - margin.right;
+    const plotHeight = height - margin.top - margin.bottom;
+    let x0 = Math.min(...axis.xs);
+    let x1 = Math.max(...axis.xs);
+    if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
+    const [y0, y1] = yRange;
+    const sx = (x) => margin.left + ((x - x0) / (x1 - x0)) * plotWidth;
+    const sy = (y) => margin.top + (1 - (y - y0) / (y1 - y0)) * plotHeight;
+    const svg = svgNode("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": title });
+    for (const y of ticks(y0, y1, 4)) {
+      svg.append(
+        svgNode("line", { class: "grid", x1: margin.left, x2: width - margin.right, y1: sy(y).toFixed(1), y2: sy(y).toFixed(1) }),
+        svgNode("text", { class: "tick", x: margin.left - 6, y: (sy(y) + 4).toFixed(1), "text-anchor": "end" }, number(y)),
+      );
+    }
+    const bottom = margin.top + plotHeight;
+    for (const x of ticks(x0, x1, Math.max(2, Math.min(8, Math.floor(plotWidth / 90))), axis.integer)) {
+      svg.append(
+        svgNode("line", { class: "axis", x1: sx(x).toFixed(1), x2: sx(x).toFixed(1), y1: bottom, y2: bottom + 5 }),
+        svgNode("text", { class: "tick", x: sx(x).toFixed(1), y: bottom + 18, "text-anchor": "middle" }, number(x)),
+      );
+    }
+    svg.append(
+      svgNode("line", { class: "axis", x1: margin.left, x2: width - margin.right, y1: bottom, y2: bottom }),
+      svgNode("text", { class: "axis-label", x: margin.left + plotWidth / 2, y: height - 6, "text-anchor": "middle" }, axis.label),
+    );
+    const legend = el("ul", null, "legend");
+    series.forEach((line, i) => {
+      let d = "";
+      let dots = "";
+      let drawing = false;
+      line.values.forEach((value, j) => {
+        if (value === null || value === undefined) {
+          drawing = false; // a point without a value leaves a gap
+          return;
+        }
+        const at = `${sx(axis.xs[j]).toFixed(1)} ${sy(value).toFixed(1)}`;
+        d += `${drawing ? "L" : "M"}${at}`;
+        dots += `M${at}h0`;
+        drawing = true;
+      });
+      const path = svgNode("path", { class: `line series-${i}`, d });
+      path.dataset.series = line.key;
+      path.append(svgNode("title", {}, line.label));
+      svg.append(path);
+      if (line.values.length <= DOTS_UP_TO) svg.append(svgNode("path", { class: `dots series-${i}`, d: dots }));
+      const item = el("li");
+      item.append(el("span", null, `swatch series-${i}`), el("code", line.label));
+      legend.append(item);
+    });
+    holder.replaceChildren(el("h3", title), svg, legend, el("p", note, "muted chart-note"));
+    holder.hidden = false;
+  }
+
+  function strictlyMonotonic(values) {
+    const up = values.every((v, i) => i === 0 || v > values[i - 1]);
+    return up || values.every((v, i) => i === 0 || v < values[i - 1]);
+  }
+
+  // The x axis: the swept parameter's values when one parameter moves, one way; else the point index.
+  function sweepAxis(task) {
+    const points = task.results;
+    const index = points.map((_, i) => i);
+    const swept = Object.keys(task.parameters || {}).filter((name) => Array.isArray(task.parameters[name]));
+    if (swept.length === 1) {
+      const xs = points.map((point) => point.parameters[swept[0]]);
+      if (strictlyMonotonic(xs)) return { xs, label: swept[0], note: "" };
+      return { xs: index, label: "point", integer: true, note: ` The values of ${swept[0]} do not run one way, so the x axis is the point index.` };
+    }
+    return { xs: index, label: "point", integer: true, note: ` Several parameters move (${swept.join(", ")}), so the x axis is the point index.` };
+  }
+
+  function sweepCharts(task) {
+    const points = task.results;
+    const axis = sweepAxis(task);
+    const totals = {};
+    for (const point of points) {
+      for (const key in point.counts || {}) totals[key] = (totals[key] || 0) + point.counts[key];
+    }
+    const { best, outcomes } = topOutcomes(totals, SWEEP_OUTCOMES);
+    const countsHolder = document.getElementById("sweep-counts");
+    if (best.length) {
+      const shown = outcomes > best.length
+        ? `The ${best.length} most frequent of ${COUNT.format(outcomes)} outcomes over the whole sweep`
+        : `All ${best.length} outcomes`;
+      lineChart(countsHolder, {
+        title: "Outcome probabilities",
+        axis,
+        yRange: [0, 1],
+        series: best.map(({ key }) => ({
+          key,
+          label: key,
+          values: points.map((point) => (point.counts ? (point.counts[key] || 0) / task.shots : null)),
+        })),
+        note: `${shown}, each as count / shots (${COUNT.format(task.shots)} shots at each of ` +
+          `${COUNT.format(points.length)} points).${axis.note}`,
+      });
+    }
+    const observables = task.observables || [];
+    if (observables.length) {
+      const charted = observables.slice(0, MAX_LINES);
+      const series = charted.map((observable, i) => ({
+        key: String(i),
+        label: observableLabel(observable),
+        values: points.map((point) => (point.expectation_values ? point.expectation_values[i] : null)),
+      }));
+      const largest = Math.max(1, ...series.flatMap((line) => line.values.map((v) => Math.abs(v ?? 0))));
+      const more = observables.length > charted.length ? ` The first ${charted.length} of ${observables.length} observables.` : "";
+      lineChart(document.getElementById("sweep-expectations"), {
+        title: "Expectation values",
+        axis,
+        yRange: [-largest, largest],
+        series,
+        note: `Exact values at each of ${COUNT.format(points.length)} points.${more}${axis.note}`,
+      });
+    }
+    document.getElementById("sweep-section").hidden = false;
+  }
+
+  function expectationTable(task) {
+    const rows = task.observables.map((observable, i) => {
+      const row = document.createElement("tr");
+      const value = task.expectation_values[i];
+      const cell = el("td", expectationText(value, observable), "number");
+      cell.title = String(value);
+      row.append(el("td", observableLabel(observable)), cell);
+      return row;
+    });
+    document.querySelector("#expectation-values tbody").replaceChildren(...rows);
+    document.getElementById("expectation-section").hidden = false;
+  }
+
+  // Every shot's outcome can be 100,000 lines: offered as a file, built here, never put on the page.
+  function memoryDownload(task) {
+    let content;
+    let summary;
+    if (Array.isArray(task.memory)) {
+      content = task.memory;
+      summary = `${COUNT.format(content.length)} outcomes, in shot order`;
+    } else if (task.results && task.results.some((point) => point.memory)) {
+      content = task.results.map((point) => ({ parameters: point.parameters, memory: point.memory || [] }));
+      const outcomes = content.reduce((sum, point) => sum + point.memory.length, 0);
+      summary = `${COUNT.format(outcomes)} outcomes over ${COUNT.format(content.length)} points, in shot order`;
+    } else {
+      return;
+    }
+    const link = document.getElementById("memory-download");
+    const blob = new Blob([JSON.stringify(content)], { type: "application/json" });
+    link.href = URL.createObjectURL(blob);
+    link.download = `${task.task_id}-memory.json`;
+    link.textContent = "Download (JSON)";
+    link.title = link.download;
+    document.getElementById("memory-summary").textContent = summary;
+    document.getElementById("memory-section").hidden = false;
   }
 
   async function loadCircuit(taskId) {
@@ -337,6 +567,7 @@ const QTQ = (() => {
     const cancel = document.getElementById("cancel-button");
     let drawn = false;
     let charted = false;
+    let finished = false;
     let timer = null;
 
     async function refresh() {
@@ -360,6 +591,12 @@ const QTQ = (() => {
         histogram(body.result, body.shots);
         charted = true;
       }
+      if (body.status === "completed" && !finished) {
+        if (body.results) sweepCharts(body);
+        if (body.observables && body.expectation_values) expectationTable(body);
+        memoryDownload(body);
+        finished = true;
+      }
       if (!drawn && (body.num_qubits !== undefined || TERMINAL.has(body.status))) drawn = await loadCircuit(taskId);
       if (TERMINAL.has(body.status)) clearInterval(timer);
     }
@@ -376,7 +613,7 @@ const QTQ = (() => {
     timer = setInterval(refresh, 1000);
   }
 
-  return { indexPage, taskPage, histogram, duration };
+  return { indexPage, taskPage, histogram, duration, number, observableLabel };
 })();
 
 // No inline script (the pages' Content-Security-Policy forbids it): each page names itself instead.
