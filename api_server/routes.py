@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import uuid
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +30,7 @@ from api_server.schemas import (
 )
 from api_server.task_options import TaskOptions, sweep_points
 from api_server.views import decode_cursor, encode_cursor, list_item, public_view
-from shared.models import Task, TaskStatus
+from shared.models import SubmitOutcome, Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -79,7 +81,16 @@ def list_tasks(
     response_model=TaskAccepted,
     summary="Submit a circuit",
     responses={
-        202: {"headers": {"Location": {"description": "/tasks/{task_id}", "schema": {"type": "string"}}}},
+        202: {
+            "headers": {
+                "Location": {"description": "/tasks/{task_id}", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when this answers an earlier request with the same Idempotency-Key.",
+                    "schema": {"type": "string"},
+                },
+            }
+        },
+        409: {"model": Message, "description": "The Idempotency-Key was already used with a different request."},
         413: {"model": Message, "description": "The circuit is over MAX_CIRCUIT_BYTES, or the body is far too large."},
         **WRITE_ERROR_RESPONSES,
         **ERROR_RESPONSES,
@@ -90,7 +101,23 @@ def list_tasks(
         },
     },
 )
-def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+def submit_task(
+    body: TaskCreate,
+    store: StoreDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[ -~]+$",
+            description="Any 1 to 255 printable ASCII characters. A retry with the same key and body within "
+            "IDEMPOTENCY_TTL_HOURS answers the first 202 again (with `Idempotent-Replayed: true`) and creates "
+            "nothing; the same key with another body is a 409.",
+        ),
+    ] = None,
+) -> JSONResponse:
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
     shots = body.shots if body.shots is not None else settings.default_shots
     if shots > settings.max_shots:
@@ -116,9 +143,34 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
             413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     task_id = str(uuid.uuid4())
-    if not store.create_task(
-        task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes, options or None
-    ):
+    headers = {}
+    if idempotency_key is None:
+        created = store.create_task(
+            task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes, options or None
+        )
+    else:
+        request_hash = hashlib.sha256(
+            json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True).encode()
+        ).hexdigest()
+        outcome, task_id = store.create_task_once(
+            idempotency_key,
+            request_hash,
+            task_id,
+            body.circuit,
+            shots,
+            body.seed,
+            time.time(),
+            settings.max_queued_bytes,
+            options or None,
+            settings.idempotency_ttl_hours * 3600,
+        )
+        if outcome is SubmitOutcome.CONFLICT:
+            raise HTTPException(409, f'Idempotency-Key "{idempotency_key}" was already used with a different request')
+        if outcome is SubmitOutcome.REPLAYED:
+            logger.info("task %s: submission replayed for its Idempotency-Key", task_id)
+            headers["Idempotent-Replayed"] = "true"
+        created = outcome is not SubmitOutcome.QUEUE_FULL
+    if not created:
         raise HTTPException(
             503,
             f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this "
@@ -126,11 +178,12 @@ def submit_task(body: TaskCreate, store: StoreDep, settings: SettingsDep) -> JSO
             "finished",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
         )
-    logger.info("task %s submitted: %d bytes, %d shots", task_id, size, shots)
+    if not headers:
+        logger.info("task %s submitted: %d bytes, %d shots", task_id, size, shots)
     return JSONResponse(
         status_code=202,
         content={"task_id": task_id, "status": TaskStatus.SUBMITTED.value},
-        headers={"Location": f"/tasks/{task_id}"},
+        headers={"Location": f"/tasks/{task_id}", **headers},
     )
 
 

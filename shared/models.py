@@ -72,6 +72,15 @@ class Task:
     output: dict[str, Any] | None = None
 
 
+class SubmitOutcome(enum.Enum):
+    """What a submission with an Idempotency-Key did."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"  # the key's first request, with the same body: its task, nothing new
+    CONFLICT = "conflict"  # the key was used with a different body
+    QUEUE_FULL = "queue_full"  # MAX_QUEUED_BYTES: nothing stored
+
+
 @dataclass(frozen=True)
 class Claim:
     """A task a worker has claimed: what it needs to run it and to prove it still owns it."""

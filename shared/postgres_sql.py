@@ -172,6 +172,21 @@ MIGRATIONS.append(
     ["ALTER TABLE tasks ADD COLUMN options TEXT", "ALTER TABLE tasks ADD COLUMN output TEXT"]
 )
 
+MIGRATIONS.append(
+    # 5: Idempotency-Key: the first request's task, kept IDEMPOTENCY_TTL_HOURS.
+    [
+        """
+        CREATE TABLE idempotency_keys (
+            key          TEXT PRIMARY KEY,
+            request_hash TEXT NOT NULL,
+            task_id      TEXT NOT NULL,
+            created_at   DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)",
+    ]
+)
+
 # Zero-count rows for every bucket, so a fresh database already shows the full histograms.
 SEED_BUCKETS = """
 INSERT INTO histogram_buckets (metric, le, shard, count)

@@ -44,6 +44,22 @@ class Queries:
     RETURNING seq
     """
 
+    # A key older than the TTL is forgotten first, so it may name a new request.
+    EXPIRE_IDEMPOTENCY_KEY = "DELETE FROM idempotency_keys WHERE key = :key AND created_at < :before"
+
+    # Inserts the key unless it is there already (then no row comes back). In PostgreSQL a second
+    # transaction with the same key waits here until the first commits, then sees its row.
+    CLAIM_IDEMPOTENCY_KEY = """
+    INSERT INTO idempotency_keys (key, request_hash, task_id, created_at)
+    VALUES (:key, :request_hash, :task_id, :now)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+    """
+
+    SELECT_IDEMPOTENCY_KEY = "SELECT request_hash, task_id FROM idempotency_keys WHERE key = :key"
+
+    PRUNE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE created_at < :before"
+
     QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
     SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"

@@ -20,6 +20,7 @@ from shared.models import (
     LeaseStatus,
     QueueStats,
     RunDetails,
+    SubmitOutcome,
     Task,
     TaskStatus,
     TaskSummary,
@@ -27,6 +28,10 @@ from shared.models import (
 )
 from shared.queries import Queries
 from shared.store import NO_LIMIT, Store
+
+
+class _QueueFull(Exception):
+    """Raised inside a submission's transaction to roll it back."""
 
 
 class SqlStore(Store):
@@ -64,8 +69,24 @@ class SqlStore(Store):
         max_queued_bytes: int = NO_LIMIT,
         options: dict[str, Any] | None = None,
     ) -> bool:
-        params = {
-            "options": json.dumps(options) if options else None,
+        params = self._task_params(task_id, circuit, shots, seed, now, max_queued_bytes, options)
+        with self._connect(durable=True) as conn:
+            created = conn.execute(self.sql.INSERT_TASK, params).fetchone() is not None
+        if created:
+            self._task_created()
+        return created
+
+    @staticmethod
+    def _task_params(
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int,
+        options: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        return {
             "id": task_id,
             "circuit": circuit,
             "shots": shots,
@@ -73,9 +94,47 @@ class SqlStore(Store):
             "now": now,
             "bytes": len(circuit.encode("utf-8")),
             "max_bytes": max_queued_bytes,
+            "options": json.dumps(options) if options else None,
         }
-        with self._connect(durable=True) as conn:
-            return conn.execute(self.sql.INSERT_TASK, params).fetchone() is not None
+
+    def create_task_once(
+        self,
+        key: str,
+        request_hash: str,
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int,
+        options: dict[str, Any] | None,
+        key_ttl_seconds: float,
+    ) -> tuple[SubmitOutcome, str]:
+        task = self._task_params(task_id, circuit, shots, seed, now, max_queued_bytes, options)
+        try:
+            with self._transaction(durable=True) as conn:
+                conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - key_ttl_seconds})
+                claimed = conn.execute(
+                    self.sql.CLAIM_IDEMPOTENCY_KEY,
+                    {"key": key, "request_hash": request_hash, "task_id": task_id, "now": now},
+                ).fetchone()
+                if claimed is None:
+                    first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
+                    same = first["request_hash"] == request_hash
+                    return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
+                if conn.execute(self.sql.INSERT_TASK, task).fetchone() is None:
+                    raise _QueueFull  # undoes the key too
+        except _QueueFull:
+            return SubmitOutcome.QUEUE_FULL, ""
+        self._task_created()
+        return SubmitOutcome.CREATED, task_id
+
+    def prune_idempotency_keys(self, before: float) -> int:
+        with self._connect() as conn:
+            return conn.execute(self.sql.PRUNE_IDEMPOTENCY_KEYS, {"before": before}).rowcount
+
+    def _task_created(self) -> None:
+        """After a submission commits: a backend wakes idle workers its own way (NOTIFY needs nothing)."""
 
     def queued_bytes(self) -> int:
         with self._connect() as conn:

@@ -157,6 +157,21 @@ MIGRATIONS.append(
     ["ALTER TABLE tasks ADD COLUMN options TEXT", "ALTER TABLE tasks ADD COLUMN output TEXT"]
 )
 
+MIGRATIONS.append(
+    # 7: Idempotency-Key: the first request's task, kept IDEMPOTENCY_TTL_HOURS.
+    [
+        """
+        CREATE TABLE idempotency_keys (
+            key          TEXT PRIMARY KEY,
+            request_hash TEXT NOT NULL,
+            task_id      TEXT NOT NULL,
+            created_at   REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)",
+    ]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)

@@ -7,13 +7,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 from shared import sqlite_sql
 from shared.errors import StoreBusy, StoreError, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
-from shared.store import NO_LIMIT
 from shared.wakeup import WakeSocket, wake_all
 
 SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
@@ -132,20 +130,8 @@ class SqliteStore(SqlStore):
                 found += [row["id"] for row in conn.execute(query, chunk)]
         return found
 
-    def create_task(
-        self,
-        task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        now: float,
-        max_queued_bytes: int = NO_LIMIT,
-        options: dict[str, Any] | None = None,
-    ) -> bool:
-        created = super().create_task(task_id, circuit, shots, seed, now, max_queued_bytes, options)
-        if created:
-            wake_all(self.path)
-        return created
+    def _task_created(self) -> None:
+        wake_all(self.path)
 
     def listen(self) -> None:
         # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).

@@ -11,6 +11,7 @@ from shared.models import (
     LeaseStatus,
     QueueStats,
     RunDetails,
+    SubmitOutcome,
     Task,
     TaskStatus,
     TaskSummary,
@@ -54,6 +55,27 @@ class Store(abc.ABC):
     ) -> bool:
         """Insert a submitted task, durable once this returns True; False (nothing stored) when the
         circuit bytes of unfinished tasks would pass max_queued_bytes."""
+
+    @abc.abstractmethod
+    def create_task_once(
+        self,
+        key: str,
+        request_hash: str,
+        task_id: str,
+        circuit: str,
+        shots: int,
+        seed: int | None,
+        now: float,
+        max_queued_bytes: int,
+        options: dict[str, Any] | None,
+        key_ttl_seconds: float,
+    ) -> tuple[SubmitOutcome, str]:
+        """create_task under an Idempotency-Key, in one transaction: the outcome and the task id
+        (the new one, or the key's first). A key older than key_ttl_seconds is forgotten."""
+
+    @abc.abstractmethod
+    def prune_idempotency_keys(self, before: float) -> int:
+        """Forget keys created before then; returns how many."""
 
     @abc.abstractmethod
     def queued_bytes(self) -> int:

@@ -33,6 +33,9 @@ def _consistent(body: object) -> bool:
 
 def _operations(base_url: str) -> list:
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    # A circuit over its maxLength is refused with the documented 413, before its body is read whole.
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     return [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
 
 

@@ -12,7 +12,7 @@ import pytest
 from harness.databases import FreshDatabase
 from shared import sqlite_sql as sql
 from shared.errors import StoreError
-from shared.models import LeaseStatus, RunDetails, TaskStatus
+from shared.models import LeaseStatus, RunDetails, SubmitOutcome, TaskStatus
 from shared.sqlite_store import SqliteStore
 from shared.store import Store
 
@@ -299,3 +299,22 @@ def test_queued_bytes_bound_the_unfinished_circuits(store: Store) -> None:
     assert store.create_task("d", "x" * 800, 10, None, now=7.0, max_queued_bytes=1000)
     assert store.prune_finished(before=100.0, limit=10) == 2  # finished tasks only; their bytes were freed already
     assert store.queued_bytes() == 1000
+
+
+def test_an_idempotency_key_creates_one_task_and_replays_it(store: Store) -> None:
+    def submit(key: str, digest: str, task_id: str, now: float, max_bytes: int = 10**9) -> tuple[SubmitOutcome, str]:
+        return store.create_task_once(key, digest, task_id, "c" * 100, 10, None, now, max_bytes, None, 3600)
+
+    assert submit("k1", "h1", "t1", now=1.0) == (SubmitOutcome.CREATED, "t1")
+    assert submit("k1", "h1", "t2", now=2.0) == (SubmitOutcome.REPLAYED, "t1")
+    assert submit("k1", "h2", "t3", now=3.0) == (SubmitOutcome.CONFLICT, "t1")
+    assert store.get_task("t2") is None and store.get_task("t3") is None
+    # Past the TTL the key is forgotten and names a new request.
+    assert submit("k1", "h2", "t4", now=1.0 + 3601) == (SubmitOutcome.CREATED, "t4")
+    # A full queue stores neither the task nor the key: the retry may succeed later.
+    assert submit("k2", "h1", "t5", now=5000.0, max_bytes=250) == (SubmitOutcome.QUEUE_FULL, "")
+    assert store.get_task("t5") is None
+    assert submit("k2", "h1", "t6", now=5001.0) == (SubmitOutcome.CREATED, "t6")
+    assert store.prune_idempotency_keys(before=3000.0) == 0  # both keys are newer
+    assert store.prune_idempotency_keys(before=6000.0) == 2
+    assert submit("k2", "h9", "t7", now=6001.0) == (SubmitOutcome.CREATED, "t7")

@@ -69,6 +69,7 @@ class Housekeeper:
                     "task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts
                 )
         self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+        self.store.prune_idempotency_keys(before=now - self.settings.idempotency_ttl_hours * 3600)
         if self.settings.task_retention_days is not None:
             pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
             if pruned:
