@@ -16,7 +16,7 @@ from shared.errors import StoreBusy, StoreError
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
-TOP_LEVEL_FIELDS = "circuit, shots, seed, parameters, observables, memory, method and noise"
+TOP_LEVEL_FIELDS = "circuit, shots, seed, tags, parameters, observables, memory, method and noise"
 
 
 def _field_name(loc: tuple[str | int, ...]) -> str:
@@ -38,7 +38,10 @@ def _message(error: dict) -> str:
     if kind == "missing":
         return f"{_field_name(error['loc'])}: field required"
     msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"{_field_name(error['loc'])}: {msg}"
+    loc = tuple(error["loc"])
+    if len(loc) >= 3 and loc[-1] == "[key]":  # a bad key of a map such as tags or parameters
+        return f"{_field_name(loc[:-2])}: the key {str(loc[-2])!r}: {msg}"
+    return f"{_field_name(loc)}: {msg}"
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

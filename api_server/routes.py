@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from api_server.deps import SettingsDep, StoreDep, WatcherDep
@@ -28,9 +29,9 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
-from api_server.task_options import TaskOptions, sweep_points
+from api_server.task_options import MAX_TAGS, TaskOptions, sweep_points
 from api_server.views import decode_cursor, encode_cursor, list_item, public_view
-from shared.models import SubmitOutcome, Task, TaskStatus
+from shared.models import NewTask, SubmitOutcome, Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,6 +41,8 @@ MAX_WAIT_SECONDS = 60
 QUEUE_FULL_RETRY_SECONDS = 5
 OPTION_FIELDS = set(TaskOptions.model_fields)
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
+# A key (its first character not a colon) and the colon after it: split there.
+TAG_FILTER_PATTERN = r"^[A-Za-z0-9_.-][A-Za-z0-9_.:-]{0,63}:"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
@@ -66,10 +69,18 @@ def list_tasks(
     cursor: Annotated[
         str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)
     ] = None,
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN)]] | None,
+        Query(
+            description="`key:value` (split at the first colon); repeat it for tasks carrying every one.",
+            max_length=MAX_TAGS,
+        ),
+    ] = None,
 ) -> TaskList:
     """Keyset pagination: pages stay stable while new tasks arrive."""
     before = decode_cursor(cursor) if cursor is not None else None
-    items, next_seq = store.list_tasks(status, before, limit)
+    wanted = [(given.partition(":")[0], given.partition(":")[2]) for given in tag or []]  # the pattern ensures a colon
+    items, next_seq = store.list_tasks(status, before, limit, wanted)
     return TaskList(
         items=[list_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
     )
@@ -143,11 +154,10 @@ def submit_task(
             413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     task_id = str(uuid.uuid4())
+    new_task = NewTask(body.circuit, shots, body.seed, options or None, body.tags or None)
     headers = {}
     if idempotency_key is None:
-        created = store.create_task(
-            task_id, body.circuit, shots, body.seed, time.time(), settings.max_queued_bytes, options or None
-        )
+        created = store.create_task(task_id, new_task, time.time(), settings.max_queued_bytes)
     else:
         request_hash = hashlib.sha256(
             json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True).encode()
@@ -156,12 +166,9 @@ def submit_task(
             idempotency_key,
             request_hash,
             task_id,
-            body.circuit,
-            shots,
-            body.seed,
+            new_task,
             time.time(),
             settings.max_queued_bytes,
-            options or None,
             settings.idempotency_ttl_hours * 3600,
         )
         if outcome is SubmitOutcome.CONFLICT:

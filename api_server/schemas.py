@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from api_server.task_options import NoiseSpec, Number, Observable, TaskOptions
+from api_server.task_options import NoiseSpec, Number, Observable, Tags, TaskOptions
 from shared.config import Settings
 from shared.examples import BELL_QASM3
 from shared.models import TaskStatus
@@ -71,6 +71,13 @@ class TaskCreate(TaskOptions):
         f"At most MAX_CIRCUIT_BYTES (default {DEFAULT_MAX_CIRCUIT_BYTES}) bytes of UTF-8.",
         # Documented for clients and fuzzers; enforced by the validator below with clearer messages.
         json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_CIRCUIT_BYTES, "pattern": CIRCUIT_PATTERN},
+    )
+    tags: Tags = Field(  # type: ignore[assignment]
+        None,  # type: ignore[arg-type]
+        description="Labels to find the task by (`GET /tasks?tag=key:value`): at most 16, keys of 1 to 64 "
+        "letters, digits and `_.:-`, values of at most 256 characters.",
+        examples=[{"project": "vqe-h2", "run": "7"}],
+        json_schema_extra={"additionalProperties": False},
     )
     shots: Shots = Field(None, json_schema_extra={"default": DEFAULT_SHOTS})  # type: ignore[assignment]  # left out: DEFAULT_SHOTS
     seed: Seed | None = None
@@ -176,6 +183,7 @@ class TaskPublic(BaseModel):
         None, description="One exact expectation value per observable, in order (not a sweep)."
     )
     results: list[SweepPoint] | None = Field(None, description="A sweep's points, in order; a sweep has no `result`.")
+    tags: dict[str, str] | None = Field(None, description="As submitted.")
 
 
 class TaskListItem(BaseModel):
@@ -188,6 +196,7 @@ class TaskListItem(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     num_qubits: int | None = None
+    tags: dict[str, str] | None = None
 
 
 class TaskList(BaseModel):

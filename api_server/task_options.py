@@ -121,6 +121,14 @@ class TaskOptions(BaseModel):
         return value
 
 
+MAX_TAGS = 16
+TAG_KEY = r"[A-Za-z0-9_.:-]{1,64}"
+Tags = Annotated[
+    dict[Annotated[str, Field(pattern=f"^{TAG_KEY}$")], Annotated[StrictStr, Field(max_length=256)]],
+    Field(max_length=MAX_TAGS),
+]
+
+
 def sweep_points(parameters: dict[str, Any] | None) -> int:
     """How many points the task runs: the arrays' length, or 1."""
     for given in (parameters or {}).values():

@@ -49,6 +49,7 @@ def public_view(task: Task) -> dict[str, Any]:
         "parse_ms": _ms(task.parse_ms),
         "transpile_ms": _ms(task.transpile_ms),
         "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
+        "tags": task.tags,
     }
     if task.options:
         view.update(_options_view(task.options, task.output or {}))
@@ -79,6 +80,7 @@ def list_item(task: TaskSummary) -> TaskListItem:
         started_at=optional_timestamp(task.started_at),
         finished_at=optional_timestamp(task.finished_at),
         num_qubits=task.num_qubits,
+        tags=task.tags,
     )
 
 

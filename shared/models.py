@@ -44,6 +44,7 @@ class TaskSummary:
     finished_at: float | None = None
     num_qubits: int | None = None
     seq: int = 0
+    tags: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,18 @@ class Task:
     cancel_requested: bool = False
     options: dict[str, Any] | None = None
     output: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a submission stores: the circuit, how to run it, and its labels."""
+
+    circuit: str
+    shots: int
+    seed: int | None = None
+    options: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
 
 
 class SubmitOutcome(enum.Enum):

@@ -187,6 +187,23 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 6: tags: shown from the task's JSON, filtered through task_tags (key, value, seq) so that a
+    # tag filter walks an index in seq order.
+    [
+        "ALTER TABLE tasks ADD COLUMN tags TEXT",
+        """
+        CREATE TABLE task_tags (
+            key      TEXT   NOT NULL,
+            value    TEXT   NOT NULL,
+            task_seq BIGINT NOT NULL REFERENCES tasks (seq) ON DELETE CASCADE,
+            PRIMARY KEY (key, value, task_seq)
+        )
+        """,
+        "CREATE INDEX task_tags_by_task ON task_tags (task_seq)",
+    ]
+)
+
 # Zero-count rows for every bucket, so a fresh database already shows the full histograms.
 SEED_BUCKETS = """
 INSERT INTO histogram_buckets (metric, le, shard, count)

@@ -12,10 +12,10 @@ from typing import ClassVar
 
 _TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output, tags
 """
 
-_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits"
+_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags"
 
 # Every write by a worker names the attempt it holds: a worker whose lease was taken over
 # matches no row and so cannot overwrite the new owner's state.
@@ -38,8 +38,8 @@ class Queries:
 
     # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
     INSERT_TASK = """
-    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options)
-    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options
+    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags)
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags
     WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
     RETURNING seq
     """
@@ -60,23 +60,22 @@ class Queries:
 
     PRUNE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE created_at < :before"
 
+    INSERT_TAG = "INSERT INTO task_tags (key, value, task_seq) VALUES (:key, :value, :seq)"
+
     QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
     SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"
 
     SELECT_CIRCUIT = "SELECT circuit, diagram FROM tasks WHERE id = :id"
 
+    # `{{filters}}` takes STATUS_FILTER and any TAG_FILTER_<n>, each bound, never formatted values.
     LIST_TASKS = f"""
     SELECT {_SUMMARY_COLUMNS} FROM tasks
-    WHERE seq < :before
+    WHERE seq < :before {{filters}}
     ORDER BY seq DESC LIMIT :limit
     """
 
-    LIST_TASKS_BY_STATUS = f"""
-    SELECT {_SUMMARY_COLUMNS} FROM tasks
-    WHERE status = :status AND seq < :before
-    ORDER BY seq DESC LIMIT :limit
-    """
+    STATUS_FILTER = "AND status = :status"
 
     HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 
@@ -178,3 +177,19 @@ class Queries:
         LIMIT :limit
     )
     """
+
+
+MAX_TAG_FILTERS = 16
+# One `AND seq IN (...)` per tag filter (TAG_FILTER_0 ...), each walking task_tags' primary key;
+# written out here so that every dialect converts them like any other statement.
+for _n in range(MAX_TAG_FILTERS):
+    setattr(
+        Queries,
+        f"TAG_FILTER_{_n}",
+        f"AND seq IN (SELECT task_seq FROM task_tags WHERE key = :tag_key_{_n} AND value = :tag_value_{_n})",
+    )
+
+
+def tag_filter(queries: type[Queries], n: int) -> str:
+    """The dialect's TAG_FILTER_<n>: the filter for the n-th tag of a list query."""
+    return str(getattr(queries, f"TAG_FILTER_{n}"))

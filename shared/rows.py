@@ -32,6 +32,7 @@ def to_task(row: Mapping[str, Any]) -> Task:
         cancel_requested=bool(row["cancel_requested"]),
         options=json.loads(row["options"]) if row["options"] is not None else None,
         output=json.loads(row["output"]) if row["output"] is not None else None,
+        tags=json.loads(row["tags"]) if row["tags"] is not None else None,
     )
 
 
@@ -45,6 +46,7 @@ def to_summary(row: Mapping[str, Any]) -> TaskSummary:
         finished_at=row["finished_at"],
         num_qubits=row["num_qubits"],
         seq=row["seq"],
+        tags=json.loads(row["tags"]) if row["tags"] is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ from shared.models import (
     CancelOutcome,
     Claim,
     LeaseStatus,
+    NewTask,
     QueueStats,
     RunDetails,
     SubmitOutcome,
@@ -26,7 +27,7 @@ from shared.models import (
     TaskSummary,
     WorkerInfo,
 )
-from shared.queries import Queries
+from shared.queries import Queries, tag_filter
 from shared.store import NO_LIMIT, Store
 
 
@@ -59,58 +60,47 @@ class SqlStore(Store):
 
     # --- the API's side -------------------------------------------------------------------
 
-    def create_task(
-        self,
-        task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        now: float,
-        max_queued_bytes: int = NO_LIMIT,
-        options: dict[str, Any] | None = None,
-    ) -> bool:
-        params = self._task_params(task_id, circuit, shots, seed, now, max_queued_bytes, options)
-        with self._connect(durable=True) as conn:
-            created = conn.execute(self.sql.INSERT_TASK, params).fetchone() is not None
+    def create_task(self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT) -> bool:
+        # A task with tags is several rows: a transaction; without, one statement is atomic alone.
+        write = self._transaction if task.tags else self._connect
+        with write(durable=True) as conn:
+            created = self._insert_task(conn, task_id, task, now, max_queued_bytes)
         if created:
             self._task_created()
         return created
 
-    @staticmethod
-    def _task_params(
-        task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        now: float,
-        max_queued_bytes: int,
-        options: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        return {
+    def _insert_task(self, conn: Any, task_id: str, task: NewTask, now: float, max_queued_bytes: int) -> bool:
+        """The task and its tags, inside the caller's transaction; False when the queue is full."""
+        params = {
             "id": task_id,
-            "circuit": circuit,
-            "shots": shots,
-            "seed": seed,
+            "circuit": task.circuit,
+            "shots": task.shots,
+            "seed": task.seed,
             "now": now,
-            "bytes": len(circuit.encode("utf-8")),
+            "bytes": len(task.circuit.encode("utf-8")),
             "max_bytes": max_queued_bytes,
-            "options": json.dumps(options) if options else None,
+            "options": json.dumps(task.options) if task.options else None,
+            "tags": json.dumps(task.tags) if task.tags else None,
         }
+        row = conn.execute(self.sql.INSERT_TASK, params).fetchone()
+        if row is None:
+            return False
+        if task.tags:
+            conn.cursor().executemany(
+                self.sql.INSERT_TAG, [{"seq": row["seq"], "key": k, "value": v} for k, v in task.tags.items()]
+            )
+        return True
 
     def create_task_once(
         self,
         key: str,
         request_hash: str,
         task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
+        task: NewTask,
         now: float,
         max_queued_bytes: int,
-        options: dict[str, Any] | None,
         key_ttl_seconds: float,
     ) -> tuple[SubmitOutcome, str]:
-        task = self._task_params(task_id, circuit, shots, seed, now, max_queued_bytes, options)
         try:
             with self._transaction(durable=True) as conn:
                 conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - key_ttl_seconds})
@@ -122,7 +112,7 @@ class SqlStore(Store):
                     first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
                     same = first["request_hash"] == request_hash
                     return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
-                if conn.execute(self.sql.INSERT_TASK, task).fetchone() is None:
+                if not self._insert_task(conn, task_id, task, now, max_queued_bytes):
                     raise _QueueFull  # undoes the key too
         except _QueueFull:
             return SubmitOutcome.QUEUE_FULL, ""
@@ -151,12 +141,21 @@ class SqlStore(Store):
         return (row["circuit"], row["diagram"]) if row is not None else None
 
     def list_tasks(
-        self, status: TaskStatus | None, before_seq: int | None, limit: int
+        self,
+        status: TaskStatus | None,
+        before_seq: int | None,
+        limit: int,
+        tags: list[tuple[str, str]] | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
         params: dict[str, Any] = {"before": before_seq or 2**63 - 1, "limit": limit + 1}
-        query = self.sql.LIST_TASKS
+        filters = []
         if status is not None:
-            query, params["status"] = self.sql.LIST_TASKS_BY_STATUS, status.value
+            filters.append(self.sql.STATUS_FILTER)
+            params["status"] = status.value
+        for n, (key, value) in enumerate(tags or []):
+            filters.append(tag_filter(self.sql, n))
+            params[f"tag_key_{n}"], params[f"tag_value_{n}"] = key, value
+        query = self.sql.LIST_TASKS.replace("{filters}", " ".join(filters))
         with self._connect() as conn:
             found = conn.execute(query, params).fetchall()
         items = [rows.to_summary(r) for r in found[:limit]]

@@ -172,6 +172,28 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 8: tags: shown from the task's JSON, filtered through task_tags (key, value, seq) so that a
+    # tag filter walks an index in seq order.
+    [
+        "ALTER TABLE tasks ADD COLUMN tags TEXT",
+        """
+        CREATE TABLE task_tags (
+            key      TEXT    NOT NULL,
+            value    TEXT    NOT NULL,
+            task_seq INTEGER NOT NULL,
+            PRIMARY KEY (key, value, task_seq)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX task_tags_by_task ON task_tags (task_seq)",
+        """
+        CREATE TRIGGER tasks_tags_delete AFTER DELETE ON tasks BEGIN
+            DELETE FROM task_tags WHERE task_seq = OLD.seq;
+        END
+        """,
+    ]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)

@@ -9,6 +9,7 @@ from shared.models import (
     CancelOutcome,
     Claim,
     LeaseStatus,
+    NewTask,
     QueueStats,
     RunDetails,
     SubmitOutcome,
@@ -43,16 +44,7 @@ class Store(abc.ABC):
     # --- the API's side -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_task(
-        self,
-        task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        now: float,
-        max_queued_bytes: int = NO_LIMIT,
-        options: dict[str, Any] | None = None,
-    ) -> bool:
+    def create_task(self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT) -> bool:
         """Insert a submitted task, durable once this returns True; False (nothing stored) when the
         circuit bytes of unfinished tasks would pass max_queued_bytes."""
 
@@ -62,12 +54,9 @@ class Store(abc.ABC):
         key: str,
         request_hash: str,
         task_id: str,
-        circuit: str,
-        shots: int,
-        seed: int | None,
+        task: NewTask,
         now: float,
         max_queued_bytes: int,
-        options: dict[str, Any] | None,
         key_ttl_seconds: float,
     ) -> tuple[SubmitOutcome, str]:
         """create_task under an Idempotency-Key, in one transaction: the outcome and the task id
@@ -91,7 +80,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_tasks(
-        self, status: TaskStatus | None, before_seq: int | None, limit: int
+        self,
+        status: TaskStatus | None,
+        before_seq: int | None,
+        limit: int,
+        tags: list[tuple[str, str]] | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
         """Newest first, optionally one state, strictly older than before_seq; and the next page's key."""
 

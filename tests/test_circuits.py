@@ -34,7 +34,7 @@ def test_bell_completes_with_00_and_11(client: httpx.Client, circuit: str) -> No
 def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     payloads = [json.loads(p) for p in re.findall(r"-d '(\{.*?\})'", readme, re.DOTALL)]
-    bell3, bell2, broken, typo, sweep, observables = payloads
+    bell3, bell2, broken, typo, sweep, observables, tagged = payloads
     assert bell3 == {"circuit": BELL_QASM3, "shots": 1000, "seed": 7}
     assert bell2 == {"circuit": BELL_QASM2}
     response = client.post("/tasks", json=bell3)
@@ -45,6 +45,7 @@ def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> N
     assert failed["error"] == "QASM3ParsingError: line 5:0 missing ';' at 'cx'"
     assert failed["error"] in readme
     _check_sweep_and_observables_examples(client, readme, sweep, observables)
+    _check_tags_example(client, tagged)
     refused = client.post("/tasks", json=typo)
     assert refused.status_code == 422
     assert json.dumps(refused.json(), separators=(",", ":")) in readme
@@ -155,3 +156,11 @@ def _check_sweep_and_observables_examples(client: httpx.Client, readme: str, swe
     assert found is not None
     values = json.loads(found.group(1))
     assert [round(v, 9) for v in task["expectation_values"]] == values
+
+
+def _check_tags_example(client: httpx.Client, tagged: dict) -> None:
+    """The README's tags example: the task is found by both its tags, and shows them."""
+    task_id = client.post("/tasks", json=tagged).json()["task_id"]
+    found = client.get("/tasks", params=[("tag", "project:vqe-h2"), ("tag", "run:7")]).json()["items"]
+    assert task_id in [item["task_id"] for item in found]
+    assert all(item["tags"] == {"project": "vqe-h2", "run": "7"} for item in found)

@@ -12,7 +12,8 @@ import pytest
 from harness.databases import FreshDatabase
 from shared import sqlite_sql as sql
 from shared.errors import StoreError
-from shared.models import LeaseStatus, RunDetails, SubmitOutcome, TaskStatus
+from shared.models import LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
+from shared.queries import tag_filter
 from shared.sqlite_store import SqliteStore
 from shared.store import Store
 
@@ -38,7 +39,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_claims_oldest_first_and_never_twice(store: Store) -> None:
     for n in range(3):
-        store.create_task(f"t{n}", "c", 10, None, now=100.0 + n)
+        store.create_task(f"t{n}", NewTask("c", 10, None), now=100.0 + n)
     first = store.claim_next("w1", now=200.0, lease_seconds=30)
     second = store.claim_next("w2", now=200.0, lease_seconds=30)
     assert first is not None and second is not None
@@ -55,7 +56,7 @@ def test_empty_queue_claims_nothing(store: Store) -> None:
 
 
 def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Store) -> None:
-    store.create_task("t", "c", 10, 5, now=1.0)
+    store.create_task("t", NewTask("c", 10, 5), now=1.0)
     stale = store.claim_next("w1", now=10.0, lease_seconds=30)
     assert stale is not None
     assert store.recover_expired(now=39.0, max_attempts=3) == []  # not expired yet
@@ -76,7 +77,7 @@ def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Store)
 
 
 def test_too_many_interruptions_fail_the_task(store: Store) -> None:
-    store.create_task("t", "c", 10, None, now=1.0)
+    store.create_task("t", NewTask("c", 10, None), now=1.0)
     assert store.claim_next("w", now=10.0, lease_seconds=5) is not None
     assert store.recover_expired(now=16.0, max_attempts=2) == [("t", TaskStatus.SUBMITTED, 1)]
     assert store.claim_next("w", now=17.0, lease_seconds=5) is not None
@@ -90,7 +91,7 @@ def test_too_many_interruptions_fail_the_task(store: Store) -> None:
 
 
 def test_renewed_lease_is_not_recovered(store: Store) -> None:
-    store.create_task("t", "c", 10, None, now=1.0)
+    store.create_task("t", NewTask("c", 10, None), now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
     assert store.renew_lease(claim, "w", expires_at=30.0) is LeaseStatus.HELD
@@ -98,7 +99,7 @@ def test_renewed_lease_is_not_recovered(store: Store) -> None:
 
 
 def test_release_returns_the_task_without_spending_an_attempt(store: Store) -> None:
-    store.create_task("t", "c", 10, None, now=1.0)
+    store.create_task("t", NewTask("c", 10, None), now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
     assert store.release(claim, "w")
@@ -120,7 +121,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: Store) -> None:
     for name in ("finished", "running", "waiting"):
-        store.create_task(name, "c", 10, None, now=1.0)
+        store.create_task(name, NewTask("c", 10, None), now=1.0)
     assert store.cancel("nope", now=2.0) is None
     finished = store.claim_next("w", now=2.0, lease_seconds=30)
     running = store.claim_next("w", now=2.0, lease_seconds=30)
@@ -145,7 +146,7 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
 
 
 def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: Store) -> None:
-    store.create_task("t", "c", 10, None, now=1.0)
+    store.create_task("t", NewTask("c", 10, None), now=1.0)
     assert store.claim_next("w", now=2.0, lease_seconds=5) is not None
     store.cancel("t", now=3.0)
     assert store.recover_expired(now=10.0, max_attempts=3) == [("t", TaskStatus.CANCELLED, 1)]
@@ -153,7 +154,7 @@ def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: Store) -> N
 
 def test_pages_are_newest_first_without_gaps_or_duplicates(store: Store) -> None:
     for n in range(7):
-        store.create_task(f"t{n}", "c", 10, None, now=float(n))
+        store.create_task(f"t{n}", NewTask("c", 10, None), now=float(n))
     seen, before = [], None
     while True:
         page, before = store.list_tasks(None, before, 3)
@@ -167,7 +168,7 @@ def test_pages_are_newest_first_without_gaps_or_duplicates(store: Store) -> None
 
 def test_stats_follow_every_transition(store: Store) -> None:
     for n in range(3):
-        store.create_task(f"t{n}", "c", 10, None, now=100.0)
+        store.create_task(f"t{n}", NewTask("c", 10, None), now=100.0)
     claim = store.claim_next("w", now=100.5, lease_seconds=30)
     assert claim is not None
     store.complete(claim, "w", {"0": 10}, now=102.0, details=RunDetails())
@@ -221,7 +222,7 @@ def test_postgres_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_prune_removes_only_old_finished_tasks(store: Store) -> None:
     for name in ("old", "recent", "waiting"):
-        store.create_task(name, "c", 10, None, now=1.0)
+        store.create_task(name, NewTask("c", 10, None), now=1.0)
     old = store.claim_next("w", now=2.0, lease_seconds=30)
     recent = store.claim_next("w", now=2.0, lease_seconds=30)
     assert old is not None and recent is not None
@@ -275,7 +276,7 @@ def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
     store.listen()
     waiter = threading.Thread(target=store.wait_for_work, args=(30.0,))
     waiter.start()
-    store.create_task("t", "c", 10, None, now=1.0)  # rings even if the wait has not begun yet
+    store.create_task("t", NewTask("c", 10, None), now=1.0)  # rings even if the wait has not begun yet
     waiter.join(10)
     assert not waiter.is_alive(), "the submission did not wake the waiting worker"
 
@@ -283,12 +284,12 @@ def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
 def test_queued_bytes_bound_the_unfinished_circuits(store: Store) -> None:
     """MAX_QUEUED_BYTES: a submission that would pass the limit stores nothing; finishing,
     cancelling or deleting a task frees its bytes (UTF-8 bytes, not characters)."""
-    assert store.create_task("a", "x" * 400, 10, None, now=1.0, max_queued_bytes=1000)
-    assert store.create_task("b", "π" * 200, 10, None, now=2.0, max_queued_bytes=1000)  # 400 bytes
+    assert store.create_task("a", NewTask("x" * 400, 10, None), now=1.0, max_queued_bytes=1000)
+    assert store.create_task("b", NewTask("π" * 200, 10, None), now=2.0, max_queued_bytes=1000)  # 400 bytes
     assert store.queued_bytes() == 800
-    assert not store.create_task("c", "x" * 201, 10, None, now=3.0, max_queued_bytes=1000)
+    assert not store.create_task("c", NewTask("x" * 201, 10, None), now=3.0, max_queued_bytes=1000)
     assert store.get_task("c") is None
-    assert store.create_task("c", "x" * 200, 10, None, now=3.0, max_queued_bytes=1000)
+    assert store.create_task("c", NewTask("x" * 200, 10, None), now=3.0, max_queued_bytes=1000)
     claim = store.claim_next("w", now=4.0, lease_seconds=30)
     assert claim is not None and claim.task_id == "a"
     assert store.queued_bytes() == 1000  # running tasks still count
@@ -296,14 +297,14 @@ def test_queued_bytes_bound_the_unfinished_circuits(store: Store) -> None:
     assert store.queued_bytes() == 600
     store.cancel("b", 6.0)
     assert store.queued_bytes() == 200
-    assert store.create_task("d", "x" * 800, 10, None, now=7.0, max_queued_bytes=1000)
+    assert store.create_task("d", NewTask("x" * 800, 10, None), now=7.0, max_queued_bytes=1000)
     assert store.prune_finished(before=100.0, limit=10) == 2  # finished tasks only; their bytes were freed already
     assert store.queued_bytes() == 1000
 
 
 def test_an_idempotency_key_creates_one_task_and_replays_it(store: Store) -> None:
     def submit(key: str, digest: str, task_id: str, now: float, max_bytes: int = 10**9) -> tuple[SubmitOutcome, str]:
-        return store.create_task_once(key, digest, task_id, "c" * 100, 10, None, now, max_bytes, None, 3600)
+        return store.create_task_once(key, digest, task_id, NewTask("c" * 100, 10), now, max_bytes, 3600)
 
     assert submit("k1", "h1", "t1", now=1.0) == (SubmitOutcome.CREATED, "t1")
     assert submit("k1", "h1", "t2", now=2.0) == (SubmitOutcome.REPLAYED, "t1")
@@ -318,3 +319,40 @@ def test_an_idempotency_key_creates_one_task_and_replays_it(store: Store) -> Non
     assert store.prune_idempotency_keys(before=3000.0) == 0  # both keys are newer
     assert store.prune_idempotency_keys(before=6000.0) == 2
     assert submit("k2", "h9", "t7", now=6001.0) == (SubmitOutcome.CREATED, "t7")
+
+
+def test_tags_filter_pages_and_go_with_their_task(store: Store) -> None:
+    """Tasks carrying every asked tag, newest first, page by page; deleting a task drops its tags."""
+    for n in range(7):
+        tags = {"project": "vqe" if n % 2 == 0 else "qaoa", "run": str(n % 3)}
+        store.create_task(f"t{n}", NewTask("c", 10, tags=tags), now=float(n))
+    found, cursor = store.list_tasks(None, None, 2, [("project", "vqe")])
+    assert [t.id for t in found] == ["t6", "t4"] and found[0].tags == {"project": "vqe", "run": "0"}
+    found, cursor = store.list_tasks(None, cursor, 2, [("project", "vqe")])
+    assert [t.id for t in found] == ["t2", "t0"] and cursor is None
+    found, _ = store.list_tasks(None, None, 10, [("project", "vqe"), ("run", "0")])
+    assert [t.id for t in found] == ["t6", "t0"]
+    assert store.list_tasks(TaskStatus.COMPLETED, None, 10, [("project", "vqe")])[0] == []
+    assert store.list_tasks(None, None, 10, [("project", "none")])[0] == []
+    task = store.get_task("t3")
+    assert task is not None and task.tags == {"project": "qaoa", "run": "0"}
+    store.cancel("t6", 100.0)
+    assert store.prune_finished(before=200.0, limit=10) == 1
+    assert [t.id for t in store.list_tasks(None, None, 10, [("run", "0")])[0]] == ["t3", "t0"]
+
+
+@pytest.mark.backend_only("sqlite")
+def test_a_tag_filter_walks_an_index(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "tags.db"))
+    store.initialize()
+    query = store.sql.LIST_TASKS.replace("{filters}", tag_filter(store.sql, 0))
+    conn = sqlite3.connect(store.path)
+    plan = " | ".join(
+        row[3]
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN " + query, {"before": 10, "limit": 5, "tag_key_0": "k", "tag_value_0": "v"}
+        )
+    )
+    conn.close()
+    store.close()
+    assert "SCAN task_tags" not in plan and "USING PRIMARY KEY" in plan, plan

@@ -40,7 +40,7 @@ def refused(client: TestClient, **fields: Any) -> str:
         ({"parameters": {"theta": [1, 2], "phi": [1, 2, 3]}}, "parameters: every array must have the same length"),
         ({"parameters": {"theta": []}}, "parameters.theta"),
         ({"parameters": {"theta": "pi"}}, "parameters.theta"),
-        ({"parameters": {"2theta": 1}}, "parameters.2theta"),
+        ({"parameters": {"2theta": 1}}, "parameters: the key '2theta': String should match pattern"),
         ({"parameters": [1, 2]}, "parameters: Input should be a valid dictionary"),
         ({"observables": []}, "observables: List should have at least 1 item"),
         ({"observables": ["ZQ"]}, "observables.0"),

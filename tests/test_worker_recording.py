@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.models import RunDetails, TaskStatus
+from shared.models import NewTask, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
 from worker.results import Outcome, RunResult
 from worker.worker import Worker
@@ -63,7 +63,7 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 def work(store: SqliteStore, script: Script, **settings: Any) -> Worker:
     """Submit one task and let a burst worker with the stand-in handle it."""
-    store.create_task("t1", "OPENQASM 3.0;", 100, 7, time.time())
+    store.create_task("t1", NewTask("OPENQASM 3.0;", 100, 7), time.time())
     values: dict[str, Any] = {"lease_seconds": 0.3, "shutdown_grace_seconds": 0, **settings}
     standin = StandIn(script)
     worker = Worker(Settings(_env_file=None, **values), store, "w1", child=standin)
