@@ -18,6 +18,9 @@ from harness.processes import Cluster
 
 CLIENT_THREADS = 8
 LONG_POLL_SECONDS = 60
+# uvicorn closes a keep-alive connection idle for 5 s; one idle for longer than this is reopened
+# before the next request rather than found broken by it.
+IDLE_RECONNECT_SECONDS = 2.0
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -33,12 +36,14 @@ class Client:
         parts = urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
         self.last_answer_bytes = 0  # the size of the last answer wait_done read
+        self.last_used = time.monotonic()
 
     def post_task(self, circuit: str, shots: int, seed: int | None = None) -> str:
         return self.post({"circuit": circuit, "shots": shots, **({"seed": seed} if seed is not None else {})})
 
     def post(self, payload: dict[str, Any]) -> str:
         """Submit one task with any of the request's fields; returns its id."""
+        self._reopen_if_idle()
         self.conn.request("POST", "/tasks", json.dumps(payload), {"Content-Type": "application/json"})
         response = self.conn.getresponse()
         body = json.loads(response.read())
@@ -48,12 +53,19 @@ class Client:
     def wait_done(self, task_id: str) -> dict[str, Any]:
         """Long-poll until the task is finished, as a user would."""
         while True:
+            self._reopen_if_idle()
             self.conn.request("GET", f"/tasks/{task_id}?wait={LONG_POLL_SECONDS}")
             raw = self.conn.getresponse().read()
             self.last_answer_bytes = len(raw)
+            self.last_used = time.monotonic()
             body = json.loads(raw)
             if body["status"] in ("completed", "failed", "cancelled"):
                 return body
+
+    def _reopen_if_idle(self) -> None:
+        if time.monotonic() - self.last_used > IDLE_RECONNECT_SECONDS:
+            self.conn.close()  # the next request connects again
+        self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.conn.close()
