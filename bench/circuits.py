@@ -42,6 +42,57 @@ def random_circuit(qubits: int, gates: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_circuit(bound: tuple[float, float] | None = None) -> str:
+    """A 4-qubit circuit of two `input` angles, theta and phi; with `bound`, the same circuit with
+    those two values written into the text instead."""
+    if bound is None:
+        theta, phi = "theta", "phi"
+        inputs = ["input float[64] theta;", "input float[64] phi;"]
+    else:
+        theta, phi = repr(bound[0]), repr(bound[1])
+        inputs = []
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', *inputs, "qubit[4] q;", "bit[4] c;"]
+    lines += [f"h q[{i}];" for i in range(4)]
+    lines += [f"ry({theta}) q[{i}];" for i in range(4)]
+    lines += ["cx q[0], q[1];", "cx q[1], q[2];", "cx q[2], q[3];"]
+    lines += [f"rz({phi}) q[{i}];" for i in range(4)]
+    lines += ["cx q[3], q[0];", f"rx({phi}) q[0];", f"ry({theta}) q[2];", "c = measure q;"]
+    return "\n".join(lines) + "\n"
+
+
+def ansatz(qubits: int, layers: int, seed: int) -> str:
+    """A hardware-efficient ansatz with fixed random angles and no measurements (for observables)."""
+    rng = random.Random(seed)
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{qubits}] q;"]
+    for _ in range(layers):
+        for i in range(qubits):
+            lines.append(f"ry({rng.uniform(-math.pi, math.pi)!r}) q[{i}];")
+            lines.append(f"rz({rng.uniform(-math.pi, math.pi)!r}) q[{i}];")
+        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(qubits - 1)]
+    return "\n".join(lines) + "\n"
+
+
+def observables(qubits: int) -> list[str]:
+    """Ten Pauli strings over `qubits` qubits (qubit 0 rightmost): local Z, ZZ and XX terms and
+    two global strings."""
+
+    def pauli(letters: dict[int, str]) -> str:
+        return "".join(letters.get(i, "I") for i in reversed(range(qubits)))
+
+    return [
+        pauli({0: "Z"}),
+        pauli({qubits - 1: "Z"}),
+        pauli({0: "Z", 1: "Z"}),
+        pauli({5: "Z", 6: "Z"}),
+        pauli({qubits - 2: "Z", qubits - 1: "Z"}),
+        pauli({0: "X", 1: "X"}),
+        pauli({3: "X", 4: "X"}),
+        pauli({7: "Y", 8: "Y"}),
+        pauli(dict.fromkeys(range(qubits), "Z")),
+        pauli(dict.fromkeys(range(qubits), "X")),
+    ]
+
+
 HEAVY = {
     "QFT-20": qft(20),
     "1,000 gates, 16 qubits": random_circuit(16, 1000, seed=1),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import api_load, raw
+from bench import api_load, raw, sweeps
 from bench.circuits import BELL, HEAVY
 from bench.peer import HueyBench
 from bench.service import ServiceBench, backends, percentile
@@ -101,6 +101,9 @@ def main() -> int:
     with ServiceBench("sqlite", 1) as bench:
         report["heavy_service"] = {name: bench.split(text, HEAVY_REPEATS) for name, text in HEAVY.items()}
 
+    log("sweeps and observables")
+    report["sweeps"] = sweeps.measure()
+
     report["targets"] = targets(report)
     report["finished"] = datetime.now(UTC).isoformat()
     table = render(report)
@@ -122,6 +125,11 @@ def partial(only: set[str], n: int) -> int:
                     rate = bench.throughput(BELL, n)
                     lat = latency_summary(bench.latency(BELL, LATENCY_SAMPLES), 0.0)
                 print(f"{backend} {workers}w: {rate:.0f}/s, p50 {lat['p50_ms']:.1f} p99 {lat['p99_ms']:.1f} ms")
+    if "sweeps" in only:
+        measured = sweeps.measure()
+        print("\n".join(sweeps.render(measured)))
+        for name, value, op, goal in sweeps.targets(measured):
+            print(f"{name}: {value:.3f} (goal {op} {goal:g})")
     if "heavy" in only:
         with ServiceBench("sqlite", 1) as bench:
             for name, text in HEAVY.items():
@@ -160,6 +168,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     big = r["heavy_service"]["random, 22 qubits"]
     overhead = (big["total_ms"] - big["simulate_ms"]) / big["total_ms"] * 100
     rows.append(("random 22 qubits: queue overhead, % of total", overhead, "<=", 2.0))
+    rows += sweeps.targets(r["sweeps"])
     out = []
     for name, value, op, goal in rows:
         met = value >= goal if op == ">=" else value <= goal
@@ -222,6 +231,7 @@ def render(r: dict[str, Any]) -> str:
             f"{s['simulate_ms']:.1f} | {s['total_ms']:.1f} | {h['parse_ms']:.1f} / {h['transpile_ms']:.1f} / "
             f"{h['simulate_ms']:.1f} / {h['total_ms']:.1f} |"
         )
+    lines += ["", *sweeps.render(r["sweeps"])]
     lines += ["", "| target | measured | goal | met |", "| --- | ---: | --- | --- |"]
     for t in r["targets"]:
         lines.append(f"| {t['target']} | {t['value']:g} | {t['goal']} | {'yes' if t['met'] else '**no**'} |")

@@ -18,6 +18,9 @@ from harness.processes import Cluster
 
 CLIENT_THREADS = 8
 LONG_POLL_SECONDS = 60
+# uvicorn closes a keep-alive connection idle for 5 s; one idle for longer than this is reopened
+# before the next request rather than found broken by it.
+IDLE_RECONNECT_SECONDS = 2.0
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -32,9 +35,15 @@ class Client:
     def __init__(self, base_url: str, timeout: float = 120) -> None:
         parts = urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+        self.last_answer_bytes = 0  # the size of the last answer wait_done read
+        self.last_used = time.monotonic()
 
     def post_task(self, circuit: str, shots: int, seed: int | None = None) -> str:
-        payload = {"circuit": circuit, "shots": shots, **({"seed": seed} if seed is not None else {})}
+        return self.post({"circuit": circuit, "shots": shots, **({"seed": seed} if seed is not None else {})})
+
+    def post(self, payload: dict[str, Any]) -> str:
+        """Submit one task with any of the request's fields; returns its id."""
+        self._reopen_if_idle()
         self.conn.request("POST", "/tasks", json.dumps(payload), {"Content-Type": "application/json"})
         response = self.conn.getresponse()
         body = json.loads(response.read())
@@ -44,10 +53,19 @@ class Client:
     def wait_done(self, task_id: str) -> dict[str, Any]:
         """Long-poll until the task is finished, as a user would."""
         while True:
+            self._reopen_if_idle()
             self.conn.request("GET", f"/tasks/{task_id}?wait={LONG_POLL_SECONDS}")
-            body = json.loads(self.conn.getresponse().read())
+            raw = self.conn.getresponse().read()
+            self.last_answer_bytes = len(raw)
+            self.last_used = time.monotonic()
+            body = json.loads(raw)
             if body["status"] in ("completed", "failed", "cancelled"):
                 return body
+
+    def _reopen_if_idle(self) -> None:
+        if time.monotonic() - self.last_used > IDLE_RECONNECT_SECONDS:
+            self.conn.close()  # the next request connects again
+        self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.conn.close()
@@ -85,30 +103,38 @@ class ServiceBench:
 
         Also records in self.cpu_ms_per_task how much CPU each role of the service spent per task.
         """
-        base = self.cluster.base_url
         roles = self.processes()
         before = {role: sum(map(_cpu_seconds, pids)) for role, pids in roles.items()}
 
-        def one_client(share: int) -> None:
-            client = Client(base)
-            try:
-                ids = [client.post_task(circuit, shots) for _ in range(share)]
-                for task_id in ids:
-                    assert client.wait_done(task_id)["status"] == "completed"
-            finally:
-                client.close()
-
-        started = time.perf_counter()
         client_before = time.process_time()
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            list(pool.map(one_client, [count // CLIENT_THREADS] * CLIENT_THREADS))
-        elapsed = time.perf_counter() - started
         done = (count // CLIENT_THREADS) * CLIENT_THREADS
+        elapsed = self.complete_all([{"circuit": circuit, "shots": shots}] * done)
         self.cpu_ms_per_task = {
             role: (sum(map(_cpu_seconds, pids)) - before[role]) / done * 1000 for role, pids in roles.items()
         }
         self.cpu_ms_per_task["benchmark client"] = (time.process_time() - client_before) / done * 1000
         return done / elapsed
+
+    def complete_all(self, payloads: list[dict[str, Any]]) -> float:
+        """Seconds from the first submission to the last completion of these tasks, sent by
+        CLIENT_THREADS clients that each submit their share, then long-poll each task."""
+        base = self.cluster.base_url
+
+        def one_client(share: list[dict[str, Any]]) -> None:
+            client = Client(base)
+            try:
+                ids = [client.post(payload) for payload in share]
+                for task_id in ids:
+                    body = client.wait_done(task_id)
+                    assert body["status"] == "completed", body
+            finally:
+                client.close()
+
+        shares = [payloads[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            list(pool.map(one_client, shares))
+        return time.perf_counter() - started
 
     def latency(self, circuit: str, count: int, shots: int = 1024) -> list[float]:
         """Submit -> completed in seconds for single tasks sent to idle workers, one at a time."""
@@ -137,7 +163,7 @@ class ServiceBench:
                 body = client.wait_done(client.post_task(circuit, 1024, seed=1))
                 total = (time.perf_counter() - started) * 1000
                 assert body["status"] == "completed", body
-                created, begun = _epoch(body["created_at"]), _epoch(body["started_at"])
+                created, begun = epoch_seconds(body["created_at"]), epoch_seconds(body["started_at"])
                 rows.append(
                     {
                         "queue_wait_ms": (begun - created) * 1000,
@@ -156,7 +182,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _epoch(stamp: str) -> float:
+def epoch_seconds(stamp: str) -> float:
+    """A task's timestamp (ISO 8601) as seconds since the epoch."""
     from datetime import datetime
 
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

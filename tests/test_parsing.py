@@ -215,11 +215,17 @@ def test_parsed_circuits_are_measured_with_loops_and_gates_unrolled() -> None:
     circuit_limits.check_circuit(circuit, CircuitLimits(max_unrolled_operations=6000), native)
 
 
-@pytest.mark.parametrize("name", ["bell", "qft-8", "random-6"])
+@pytest.mark.parametrize("name", ["bell", "qft-8", "random-6", "sweep-point", "ansatz-12"])
 def test_the_benchmark_circuits_take_the_fast_path(name: str) -> None:
-    from bench.circuits import BELL, qft, random_circuit
+    from bench.circuits import BELL, ansatz, qft, random_circuit, sweep_circuit
 
-    text = {"bell": BELL, "qft-8": qft(8), "random-6": random_circuit(6, 200, seed=3)}[name]
+    text = {
+        "bell": BELL,
+        "qft-8": qft(8),
+        "random-6": random_circuit(6, 200, seed=3),
+        "sweep-point": sweep_circuit((1.25, -3.0e-05)),
+        "ansatz-12": ansatz(12, 4, seed=3),
+    }[name]
     fast = parsing._fast_parse(text)
     assert fast is not None
     assert exact(fast) == exact(qasm3.loads(text))

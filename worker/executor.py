@@ -145,6 +145,12 @@ class Simulator:
             options["method"] = method
         if job.noise is not None:
             options["noise_model"] = job.noise
+        if job.sweep.points > 1:
+            # Aer runs a sweep's points one after another by default, each with every core; for the
+            # small circuits sweeps are made of, the threads cost more than they give (1,000 points
+            # of 4 qubits on 2 cores: 0.7-4.5 s, against 0.5-0.8 s with points side by side). Aer
+            # still keeps the points in flight within max_memory_mb and max_parallel_threads.
+            options["max_parallel_experiments"] = 0
         try:
             result = self.backend.run(circuit, **options).result()
         except MemoryError:
