@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import dashboard, descriptors, docs, errors, monitoring
+from api_server import batches, dashboard, descriptors, docs, errors, monitoring
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -70,13 +70,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.watcher = CompletionWatcher(store)
     errors.install(app)
     app.include_router(router)
+    app.include_router(batches.router)
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount("/static", dashboard.static_files, name="static")
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     # The last added runs first: headers on every answer, then the Host check, then the write rules.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, overrides={"/batches": settings.max_batch_bytes}
+    )
     _document_limits(app, settings)
     app.add_middleware(CsrfGuard)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False)

@@ -18,22 +18,24 @@ class _TooLarge(HTTPException):
 class BodySizeLimit:
     """Pure ASGI middleware: 413 on a Content-Length over the limit, or once streamed bytes pass it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.overrides = overrides or {}  # path -> its own limit (a batch carries many circuits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.overrides.get(scope["path"], self.default_max_bytes)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_large = int(value) > self.max_bytes
+                    too_large = int(value) > max_bytes
                 except ValueError:
                     too_large = False
                 if too_large:
-                    await self._refuse(send)
+                    await self._refuse(send, max_bytes)
                     return
         seen = 0
         started = False
@@ -43,8 +45,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise _TooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -57,10 +59,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"Request body larger than {self.max_bytes} bytes"}).encode()
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        body = json.dumps({"detail": f"Request body larger than {max_bytes} bytes"}).encode()
         await send(
             {
                 "type": "http.response.start",

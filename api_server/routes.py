@@ -9,10 +9,9 @@ import json
 import logging
 import time
 import uuid
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +28,10 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
-from api_server.task_options import MAX_TAGS, TaskOptions, sweep_points
+from api_server.submissions import new_task
+from api_server.task_options import MAX_TAGS
 from api_server.views import decode_cursor, encode_cursor, list_item, public_view
-from shared.models import NewTask, SubmitOutcome, Task, TaskStatus
+from shared.models import SubmitOutcome, Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -39,16 +39,10 @@ router = APIRouter()
 NOT_FOUND = "Task not found"
 MAX_WAIT_SECONDS = 60
 QUEUE_FULL_RETRY_SECONDS = 5
-OPTION_FIELDS = set(TaskOptions.model_fields)
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
 # A key (its first character not a colon) and the colon after it: split there.
 TAG_FILTER_PATTERN = r"^[A-Za-z0-9_.-][A-Za-z0-9_.:-]{0,63}:"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
-
-
-def _refuse(field: str, message: str, kind: str = "value_error") -> NoReturn:
-    """A 422 naming the body field, in the same form as the schema's own refusals."""
-    raise RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message, "input": None}])
 
 
 def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
@@ -69,6 +63,7 @@ def list_tasks(
     cursor: Annotated[
         str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)
     ] = None,
+    batch_id: Annotated[str | None, Query(description="Only the tasks of this batch.", max_length=100)] = None,
     tag: Annotated[
         list[Annotated[str, StringConstraints(pattern=TAG_FILTER_PATTERN)]] | None,
         Query(
@@ -80,7 +75,7 @@ def list_tasks(
     """Keyset pagination: pages stay stable while new tasks arrive."""
     before = decode_cursor(cursor) if cursor is not None else None
     wanted = [(given.partition(":")[0], given.partition(":")[2]) for given in tag or []]  # the pattern ensures a colon
-    items, next_seq = store.list_tasks(status, before, limit, wanted)
+    items, next_seq = store.list_tasks(status, before, limit, wanted, batch_id)
     return TaskList(
         items=[list_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
     )
@@ -130,34 +125,12 @@ def submit_task(
     ] = None,
 ) -> JSONResponse:
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
-    shots = body.shots if body.shots is not None else settings.default_shots
-    if shots > settings.max_shots:
-        _refuse("shots", f"Input should be less than or equal to {settings.max_shots}", "less_than_equal")
-    options = body.model_dump(include=OPTION_FIELDS, exclude_defaults=True, exclude_none=True)
-    points = sweep_points(body.parameters)
-    if points > settings.max_sweep_points:
-        _refuse("parameters", f"a sweep of {points} points is more than MAX_SWEEP_POINTS={settings.max_sweep_points}")
-    if body.observables and len(body.observables) > settings.max_observables:
-        _refuse(
-            "observables",
-            f"{len(body.observables)} observables are more than MAX_OBSERVABLES={settings.max_observables}",
-        )
-    if body.memory and shots * points > settings.max_memory_shots:
-        _refuse(
-            "memory",
-            f"{shots} shots x {points} points = {shots * points} outcomes is more than "
-            f"MAX_MEMORY_SHOTS={settings.max_memory_shots}; ask for fewer shots or points",
-        )
-    size = len(body.circuit.encode("utf-8"))
-    if size > settings.max_circuit_bytes:
-        raise HTTPException(
-            413, f"circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
-        )
+    task = new_task(body, settings)
+    size = len(task.circuit.encode("utf-8"))
     task_id = str(uuid.uuid4())
-    new_task = NewTask(body.circuit, shots, body.seed, options or None, body.tags or None)
     headers = {}
     if idempotency_key is None:
-        created = store.create_task(task_id, new_task, time.time(), settings.max_queued_bytes)
+        created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)
     else:
         request_hash = hashlib.sha256(
             json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True).encode()
@@ -166,7 +139,7 @@ def submit_task(
             idempotency_key,
             request_hash,
             task_id,
-            new_task,
+            task,
             time.time(),
             settings.max_queued_bytes,
             settings.idempotency_ttl_hours * 3600,
@@ -186,7 +159,7 @@ def submit_task(
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
         )
     if not headers:
-        logger.info("task %s submitted: %d bytes, %d shots", task_id, size, shots)
+        logger.info("task %s submitted: %d bytes, %d shots", task_id, size, task.shots)
     return JSONResponse(
         status_code=202,
         content={"task_id": task_id, "status": TaskStatus.SUBMITTED.value},

@@ -184,6 +184,7 @@ class TaskPublic(BaseModel):
     )
     results: list[SweepPoint] | None = Field(None, description="A sweep's points, in order; a sweep has no `result`.")
     tags: dict[str, str] | None = Field(None, description="As submitted.")
+    batch_id: str | None = Field(None, description="The batch the task was submitted in, if any.")
 
 
 class TaskListItem(BaseModel):

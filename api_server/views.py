@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api_server.schemas import TaskListItem
-from shared.models import Task, TaskStatus, TaskSummary
+from shared.models import Batch, Task, TaskStatus, TaskSummary
 
 
 def timestamp(value: float) -> datetime:
@@ -50,6 +50,7 @@ def public_view(task: Task) -> dict[str, Any]:
         "transpile_ms": _ms(task.transpile_ms),
         "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
         "tags": task.tags,
+        "batch_id": task.batch_id,
     }
     if task.options:
         view.update(_options_view(task.options, task.output or {}))
@@ -69,6 +70,20 @@ def _options_view(options: dict[str, Any], output: dict[str, Any]) -> dict[str, 
 
 def _ms(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
+
+
+def batch_view(batch: Batch) -> dict[str, Any]:
+    """The JSON body of GET /batches/{batch_id} (schema: BatchPublic), with no null fields."""
+    view: dict[str, Any] = {
+        "batch_id": batch.id,
+        "created_at": rfc3339(batch.created_at),
+        "tags": batch.tags,
+        "total": batch.total,
+        "states": {state.value: n for state, n in sorted(batch.states.items())},
+        "done": batch.done,
+        "finished_at": rfc3339(batch.finished_at) if batch.finished_at is not None else None,
+    }
+    return {key: value for key, value in view.items() if value is not None}
 
 
 def list_item(task: TaskSummary) -> TaskListItem:

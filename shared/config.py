@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_circuit_bytes: int = Field(1_000_000, ge=64)
     max_queued_bytes: int = Field(250_000_000, ge=64)
     idempotency_ttl_hours: float = Field(24.0, gt=0)
+    max_batch_tasks: int = Field(10_000, ge=1)
+    max_batch_bytes: int = Field(50_000_000, ge=1024)
     max_sweep_points: int = Field(1000, ge=1)
     max_observables: int = Field(100, ge=1)
     max_memory_shots: int = Field(100_000, ge=1)

@@ -72,6 +72,7 @@ class Task:
     options: dict[str, Any] | None = None
     output: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,22 @@ class NewTask:
     seed: int | None = None
     options: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch and where its tasks stand."""
+
+    id: str
+    created_at: float
+    total: int
+    states: dict[TaskStatus, int]
+    tags: dict[str, str] | None = None
+    finished_at: float | None = None  # when its last task finished, once every one has
+
+    @property
+    def done(self) -> bool:
+        return sum(n for state, n in self.states.items() if state.is_terminal) == self.total
 
 
 class SubmitOutcome(enum.Enum):

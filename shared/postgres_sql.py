@@ -204,6 +204,24 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 7: batches: many tasks submitted as one unit, in request order.
+    [
+        """
+        CREATE TABLE batches (
+            seq        BIGSERIAL PRIMARY KEY,
+            id         TEXT NOT NULL UNIQUE,
+            created_at DOUBLE PRECISION NOT NULL,
+            total      INTEGER NOT NULL,
+            tags       TEXT
+        )
+        """,
+        "ALTER TABLE tasks ADD COLUMN batch_id TEXT",
+        "ALTER TABLE tasks ADD COLUMN batch_index INTEGER",
+        "CREATE INDEX tasks_by_batch ON tasks (batch_id, batch_index) WHERE batch_id IS NOT NULL",
+    ]
+)
+
 # Zero-count rows for every bucket, so a fresh database already shows the full histograms.
 SEED_BUCKETS = """
 INSERT INTO histogram_buckets (metric, le, shard, count)

@@ -12,7 +12,8 @@ from typing import ClassVar
 
 _TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
-lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output, tags
+lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output, tags,
+batch_id
 """
 
 _SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags"
@@ -38,8 +39,10 @@ class Queries:
 
     # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
     INSERT_TASK = """
-    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags)
-    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags
+    INSERT INTO tasks (
+        id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags, batch_id, batch_index
+    )
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags, :batch_id, :batch_index
     WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
     RETURNING seq
     """
@@ -76,6 +79,33 @@ class Queries:
     """
 
     STATUS_FILTER = "AND status = :status"
+
+    BATCH_FILTER = "AND batch_id = :batch_id"
+
+    INSERT_BATCH = "INSERT INTO batches (id, created_at, total, tags) VALUES (:id, :now, :total, :tags)"
+
+    SELECT_BATCH = "SELECT id, created_at, total, tags FROM batches WHERE id = :id"
+
+    BATCH_STATES = """
+    SELECT status, count(*) AS n, max(finished_at) AS finished_at FROM tasks
+    WHERE batch_id = :id GROUP BY status
+    """
+
+    BATCH_TASKS = f"""
+    SELECT {_TASK_COLUMNS}, batch_index FROM tasks
+    WHERE batch_id = :id AND batch_index > :after
+    ORDER BY batch_index LIMIT :limit
+    """
+
+    CANCEL_BATCH_SUBMITTED = """
+    UPDATE tasks SET status = 'cancelled', finished_at = :now
+    WHERE batch_id = :id AND status = 'submitted'
+    """
+
+    REQUEST_BATCH_CANCEL = """
+    UPDATE tasks SET cancel_requested = TRUE
+    WHERE batch_id = :id AND status = 'pending'
+    """
 
     HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 

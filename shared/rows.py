@@ -33,6 +33,7 @@ def to_task(row: Mapping[str, Any]) -> Task:
         options=json.loads(row["options"]) if row["options"] is not None else None,
         output=json.loads(row["output"]) if row["output"] is not None else None,
         tags=json.loads(row["tags"]) if row["tags"] is not None else None,
+        batch_id=row["batch_id"],
     )
 
 

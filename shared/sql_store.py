@@ -11,10 +11,12 @@ from __future__ import annotations
 import abc
 import json
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from shared import rows
 from shared.models import (
+    Batch,
     CancelOutcome,
     Claim,
     LeaseStatus,
@@ -69,9 +71,19 @@ class SqlStore(Store):
             self._task_created()
         return created
 
-    def _insert_task(self, conn: Any, task_id: str, task: NewTask, now: float, max_queued_bytes: int) -> bool:
+    def _insert_task(
+        self,
+        conn: Any,
+        task_id: str,
+        task: NewTask,
+        now: float,
+        max_queued_bytes: int,
+        batch: tuple[str, int] | None = None,
+    ) -> bool:
         """The task and its tags, inside the caller's transaction; False when the queue is full."""
         params = {
+            "batch_id": batch[0] if batch else None,
+            "batch_index": batch[1] if batch else None,
             "id": task_id,
             "circuit": task.circuit,
             "shots": task.shots,
@@ -119,6 +131,59 @@ class SqlStore(Store):
         self._task_created()
         return SubmitOutcome.CREATED, task_id
 
+    def create_batch(
+        self,
+        batch_id: str,
+        tasks: list[tuple[str, NewTask]],
+        tags: dict[str, str] | None,
+        now: float,
+        max_queued_bytes: int = NO_LIMIT,
+    ) -> bool:
+        try:
+            with self._transaction(durable=True) as conn:
+                conn.execute(
+                    self.sql.INSERT_BATCH,
+                    {"id": batch_id, "now": now, "total": len(tasks), "tags": json.dumps(tags) if tags else None},
+                )
+                for index, (task_id, task) in enumerate(tasks):
+                    if not self._insert_task(conn, task_id, task, now, max_queued_bytes, (batch_id, index)):
+                        raise _QueueFull  # all or nothing
+        except _QueueFull:
+            return False
+        self._task_created()
+        return True
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        with self._connect() as conn:
+            row = conn.execute(self.sql.SELECT_BATCH, {"id": batch_id}).fetchone()
+            if row is None:
+                return None
+            states = conn.execute(self.sql.BATCH_STATES, {"id": batch_id}).fetchall()
+        counts = {TaskStatus(r["status"]): int(r["n"]) for r in states}
+        batch = Batch(
+            id=row["id"],
+            created_at=row["created_at"],
+            total=row["total"],
+            states=counts,
+            tags=json.loads(row["tags"]) if row["tags"] is not None else None,
+        )
+        if batch.done:
+            last = [r["finished_at"] for r in states if r["finished_at"] is not None]
+            batch = replace(batch, finished_at=max(last) if last else batch.created_at)
+        return batch
+
+    def batch_tasks(self, batch_id: str, after_index: int, limit: int) -> tuple[list[Task], int | None]:
+        params = {"id": batch_id, "after": after_index, "limit": limit + 1}
+        with self._connect() as conn:
+            found = conn.execute(self.sql.BATCH_TASKS, params).fetchall()
+        tasks = [rows.to_task(r) for r in found[:limit]]
+        return tasks, (found[limit - 1]["batch_index"] if len(found) > limit else None)
+
+    def cancel_batch(self, batch_id: str, now: float) -> None:
+        with self._transaction(durable=True) as conn:
+            conn.execute(self.sql.CANCEL_BATCH_SUBMITTED, {"id": batch_id, "now": now})
+            conn.execute(self.sql.REQUEST_BATCH_CANCEL, {"id": batch_id})
+
     def prune_idempotency_keys(self, before: float) -> int:
         with self._connect() as conn:
             return conn.execute(self.sql.PRUNE_IDEMPOTENCY_KEYS, {"before": before}).rowcount
@@ -146,9 +211,13 @@ class SqlStore(Store):
         before_seq: int | None,
         limit: int,
         tags: list[tuple[str, str]] | None = None,
+        batch_id: str | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
         params: dict[str, Any] = {"before": before_seq or 2**63 - 1, "limit": limit + 1}
         filters = []
+        if batch_id is not None:
+            filters.append(self.sql.BATCH_FILTER)
+            params["batch_id"] = batch_id
         if status is not None:
             filters.append(self.sql.STATUS_FILTER)
             params["status"] = status.value

@@ -194,6 +194,24 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 9: batches: many tasks submitted as one unit, in request order.
+    [
+        """
+        CREATE TABLE batches (
+            seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+            id         TEXT    NOT NULL UNIQUE,
+            created_at REAL    NOT NULL,
+            total      INTEGER NOT NULL,
+            tags       TEXT
+        )
+        """,
+        "ALTER TABLE tasks ADD COLUMN batch_id TEXT",
+        "ALTER TABLE tasks ADD COLUMN batch_index INTEGER",
+        "CREATE INDEX tasks_by_batch ON tasks (batch_id, batch_index) WHERE batch_id IS NOT NULL",
+    ]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)

@@ -6,6 +6,7 @@ import abc
 from typing import Any
 
 from shared.models import (
+    Batch,
     CancelOutcome,
     Claim,
     LeaseStatus,
@@ -63,6 +64,30 @@ class Store(abc.ABC):
         (the new one, or the key's first). A key older than key_ttl_seconds is forgotten."""
 
     @abc.abstractmethod
+    def create_batch(
+        self,
+        batch_id: str,
+        tasks: list[tuple[str, NewTask]],
+        tags: dict[str, str] | None,
+        now: float,
+        max_queued_bytes: int = NO_LIMIT,
+    ) -> bool:
+        """Store a batch and all its (task id, task) in order, in one transaction; False, and
+        nothing stored, when the queue's circuit bytes would pass max_queued_bytes."""
+
+    @abc.abstractmethod
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch and its tasks' states, or None."""
+
+    @abc.abstractmethod
+    def batch_tasks(self, batch_id: str, after_index: int, limit: int) -> tuple[list[Task], int | None]:
+        """The batch's tasks in request order after that index, and the index to continue after."""
+
+    @abc.abstractmethod
+    def cancel_batch(self, batch_id: str, now: float) -> None:
+        """Cancel every submitted task of the batch; ask the workers to stop the pending ones."""
+
+    @abc.abstractmethod
     def prune_idempotency_keys(self, before: float) -> int:
         """Forget keys created before then; returns how many."""
 
@@ -85,6 +110,7 @@ class Store(abc.ABC):
         before_seq: int | None,
         limit: int,
         tags: list[tuple[str, str]] | None = None,
+        batch_id: str | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
         """Newest first, optionally one state, strictly older than before_seq; and the next page's key."""
 

@@ -34,7 +34,7 @@ def test_bell_completes_with_00_and_11(client: httpx.Client, circuit: str) -> No
 def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     payloads = [json.loads(p) for p in re.findall(r"-d '(\{.*?\})'", readme, re.DOTALL)]
-    bell3, bell2, broken, typo, sweep, observables, tagged = payloads
+    bell3, bell2, broken, typo, sweep, observables, batch, tagged = payloads
     assert bell3 == {"circuit": BELL_QASM3, "shots": 1000, "seed": 7}
     assert bell2 == {"circuit": BELL_QASM2}
     response = client.post("/tasks", json=bell3)
@@ -46,6 +46,7 @@ def test_readme_curl_examples_do_what_the_readme_says(client: httpx.Client) -> N
     assert failed["error"] in readme
     _check_sweep_and_observables_examples(client, readme, sweep, observables)
     _check_tags_example(client, tagged)
+    _check_batch_example(client, batch)
     refused = client.post("/tasks", json=typo)
     assert refused.status_code == 422
     assert json.dumps(refused.json(), separators=(",", ":")) in readme
@@ -164,3 +165,13 @@ def _check_tags_example(client: httpx.Client, tagged: dict) -> None:
     found = client.get("/tasks", params=[("tag", "project:vqe-h2"), ("tag", "run:7")]).json()["items"]
     assert task_id in [item["task_id"] for item in found]
     assert all(item["tags"] == {"project": "vqe-h2", "run": "7"} for item in found)
+
+
+def _check_batch_example(client: httpx.Client, batch: dict) -> None:
+    """The README's batch example: two tasks, in order, done together, with the counts it implies."""
+    accepted = client.post("/batches", json=batch).json()
+    done = client.get(f"/batches/{accepted['batch_id']}", params={"wait": 30}).json()
+    assert done["total"] == 2 and done["states"] == {"completed": 2} and done["done"] is True
+    tasks = client.get(f"/batches/{accepted['batch_id']}/tasks").json()["items"]
+    assert [t["task_id"] for t in tasks] == accepted["task_ids"]
+    assert [t["result"] for t in tasks] == [{"1": 10}, {"0": 10}]

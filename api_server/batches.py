@@ -1,0 +1,141 @@
+"""Batch routes: many circuits submitted, watched, paged and cancelled as one unit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api_server.batch_schemas import BatchAccepted, BatchCreate, BatchPublic, BatchTaskList
+from api_server.deps import SettingsDep, StoreDep
+from api_server.schemas import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, Message
+from api_server.submissions import new_task, refuse
+from api_server.views import batch_view, decode_cursor, encode_cursor, public_view
+from shared.models import Batch, TaskStatus
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+NOT_FOUND = "Batch not found"
+MAX_WAIT_SECONDS = 60
+QUEUE_FULL_RETRY_SECONDS = 5
+NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No batch has this id."}}
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
+
+
+@router.post(
+    "/batches",
+    status_code=202,
+    response_model=BatchAccepted,
+    summary="Submit many circuits as one batch",
+    responses={
+        202: {"headers": {"Location": {"description": "/batches/{batch_id}", "schema": {"type": "string"}}}},
+        413: {
+            "model": Message,
+            "description": "A circuit is over MAX_CIRCUIT_BYTES, or the body over MAX_BATCH_BYTES.",
+        },
+        **WRITE_ERROR_RESPONSES,
+        **ERROR_RESPONSES,
+    },
+)
+def submit_batch(body: BatchCreate, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """Store every task of the batch in one transaction, in request order, or none of them."""
+    if len(body.tasks) > settings.max_batch_tasks:
+        refuse(("body",), "tasks", f"{len(body.tasks)} tasks are more than MAX_BATCH_TASKS={settings.max_batch_tasks}")
+    tasks = [(str(uuid.uuid4()), new_task(task, settings, ("body", "tasks", i))) for i, task in enumerate(body.tasks)]
+    batch_id = str(uuid.uuid4())
+    if not store.create_batch(batch_id, tasks, body.tags or None, time.time(), settings.max_queued_bytes):
+        raise HTTPException(
+            503,
+            f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this batch "
+            f"would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have finished",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+        )
+    logger.info("batch %s submitted: %d tasks", batch_id, len(tasks))
+    return JSONResponse(
+        status_code=202,
+        content={"batch_id": batch_id, "task_ids": [task_id for task_id, _ in tasks], "status": TaskStatus.SUBMITTED},
+        headers={"Location": f"/batches/{batch_id}"},
+    )
+
+
+@router.get(
+    "/batches/{batch_id}",
+    response_model=BatchPublic,
+    response_model_exclude_none=True,
+    summary="Get a batch's progress",
+    responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
+)
+async def get_batch(
+    batch_id: str,
+    store: StoreDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="Long-poll: answer once every task is final, or after this."),
+    ] = 0,
+) -> JSONResponse:
+    """Counts by state; with `wait`, the answer comes when the batch is done or the time is up."""
+    deadline = time.monotonic() + wait
+    batch = await _batch(store, batch_id)
+    pause = 0.005
+    while not batch.done and time.monotonic() < deadline:
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 0.25)
+        batch = await _batch(store, batch_id)
+    return JSONResponse(batch_view(batch))
+
+
+@router.get(
+    "/batches/{batch_id}/tasks",
+    response_model=BatchTaskList,
+    response_model_exclude_none=True,
+    summary="Page through a batch's tasks, results included, in request order",
+    responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
+)
+def batch_tasks(
+    batch_id: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 100,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)
+    ] = None,
+) -> JSONResponse:
+    if store.get_batch(batch_id) is None:
+        raise HTTPException(404, NOT_FOUND)
+    after = decode_cursor(cursor) if cursor is not None else -1
+    tasks, last = store.batch_tasks(batch_id, after, limit)
+    page: dict[str, Any] = {"items": [public_view(task) for task in tasks]}
+    if last is not None:
+        page["next_cursor"] = encode_cursor(last)
+    return JSONResponse(page)
+
+
+@router.post(
+    "/batches/{batch_id}/cancel",
+    response_model=BatchPublic,
+    response_model_exclude_none=True,
+    summary="Cancel every task of a batch that is not final yet",
+    responses={**NOT_FOUND_RESPONSE, **WRITE_ERROR_RESPONSES, **ERROR_RESPONSES},
+)
+def cancel_batch(batch_id: str, store: StoreDep) -> JSONResponse:
+    """Waiting tasks are cancelled at once; running ones are stopped by their workers within about a second."""
+    if store.get_batch(batch_id) is None:
+        raise HTTPException(404, NOT_FOUND)
+    store.cancel_batch(batch_id, time.time())
+    logger.info("batch %s: cancel requested", batch_id)
+    batch = store.get_batch(batch_id)
+    assert batch is not None
+    return JSONResponse(batch_view(batch))
+
+
+async def _batch(store: Any, batch_id: str) -> Batch:
+    batch = await run_in_threadpool(store.get_batch, batch_id)
+    if batch is None:
+        raise HTTPException(404, NOT_FOUND)
+    return batch

@@ -1,0 +1,53 @@
+"""One submission's checks against the app's settings, for POST /tasks and each task of a batch."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+
+from api_server.schemas import TaskCreate
+from api_server.task_options import TaskOptions, sweep_points
+from shared.config import Settings
+from shared.models import NewTask
+
+OPTION_FIELDS = set(TaskOptions.model_fields)
+
+
+def refuse(where: tuple[str | int, ...], field: str, message: str, kind: str = "value_error") -> NoReturn:
+    """A 422 naming the field, in the same form as the schema's own refusals."""
+    raise RequestValidationError([{"type": kind, "loc": (*where, field), "msg": message, "input": None}])
+
+
+def new_task(body: TaskCreate, settings: Settings, where: tuple[str | int, ...] = ("body",)) -> NewTask:
+    """The task to store, or a 422 (413 for the circuit's size) naming what exceeds which setting."""
+    shots = body.shots if body.shots is not None else settings.default_shots
+    if shots > settings.max_shots:
+        refuse(where, "shots", f"Input should be less than or equal to {settings.max_shots}", "less_than_equal")
+    points = sweep_points(body.parameters)
+    if points > settings.max_sweep_points:
+        refuse(
+            where, "parameters", f"a sweep of {points} points is more than MAX_SWEEP_POINTS={settings.max_sweep_points}"
+        )
+    if body.observables and len(body.observables) > settings.max_observables:
+        refuse(
+            where,
+            "observables",
+            f"{len(body.observables)} observables are more than MAX_OBSERVABLES={settings.max_observables}",
+        )
+    if body.memory and shots * points > settings.max_memory_shots:
+        refuse(
+            where,
+            "memory",
+            f"{shots} shots x {points} points = {shots * points} outcomes is more than "
+            f"MAX_MEMORY_SHOTS={settings.max_memory_shots}; ask for fewer shots or points",
+        )
+    size = len(body.circuit.encode("utf-8"))
+    if size > settings.max_circuit_bytes:
+        which = f"task {where[-1]}: " if len(where) > 1 else ""
+        raise HTTPException(
+            413, f"{which}circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
+        )
+    options = body.model_dump(include=OPTION_FIELDS, exclude_defaults=True, exclude_none=True)
+    return NewTask(body.circuit, shots, body.seed, options or None, body.tags or None)
