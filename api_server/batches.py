@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from api_server.batch_schemas import BatchAccepted, BatchCreate, BatchPublic, BatchTaskList
 from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, Message
-from api_server.submissions import new_task, refuse
+from api_server.submissions import IdempotencyKey, key_conflict, new_task, refuse, request_hash
 from api_server.views import batch_view, decode_cursor, encode_cursor, public_view
-from shared.models import Batch, TaskStatus
+from shared.models import Batch, SubmitOutcome, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -36,6 +36,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
     summary="Submit many circuits as one batch",
     responses={
         202: {"headers": {"Location": {"description": "/batches/{batch_id}", "schema": {"type": "string"}}}},
+        409: {"model": Message, "description": "The Idempotency-Key was already used with a different request."},
         413: {
             "model": Message,
             "description": "A circuit is over MAX_CIRCUIT_BYTES, or the body over MAX_BATCH_BYTES.",
@@ -44,25 +45,54 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
         **ERROR_RESPONSES,
     },
 )
-def submit_batch(body: BatchCreate, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+def submit_batch(
+    body: BatchCreate, store: StoreDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Store every task of the batch in one transaction, in request order, or none of them."""
     if len(body.tasks) > settings.max_batch_tasks:
         refuse(("body",), "tasks", f"{len(body.tasks)} tasks are more than MAX_BATCH_TASKS={settings.max_batch_tasks}")
     tasks = [(str(uuid.uuid4()), new_task(task, settings, ("body", "tasks", i))) for i, task in enumerate(body.tasks)]
-    batch_id = str(uuid.uuid4())
-    if not store.create_batch(batch_id, tasks, body.tags or None, time.time(), settings.max_queued_bytes):
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = (idempotency_key, request_hash("/batches", body), settings.idempotency_ttl_hours * 3600)
+    outcome, batch_id = store.create_batch(
+        str(uuid.uuid4()), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency
+    )
+    if outcome is SubmitOutcome.QUEUE_FULL:
         raise HTTPException(
             503,
             f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this batch "
             f"would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have finished",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
         )
-    logger.info("batch %s submitted: %d tasks", batch_id, len(tasks))
+    if outcome is SubmitOutcome.CONFLICT:
+        assert idempotency_key is not None
+        raise key_conflict(idempotency_key)
+    headers = {"Location": f"/batches/{batch_id}"}
+    if outcome is SubmitOutcome.REPLAYED:
+        headers["Idempotent-Replayed"] = "true"
+        task_ids = _task_ids(store, batch_id)
+        logger.info("batch %s: submission replayed for its Idempotency-Key", batch_id)
+    else:
+        task_ids = [task_id for task_id, _ in tasks]
+        logger.info("batch %s submitted: %d tasks", batch_id, len(tasks))
     return JSONResponse(
         status_code=202,
-        content={"batch_id": batch_id, "task_ids": [task_id for task_id, _ in tasks], "status": TaskStatus.SUBMITTED},
-        headers={"Location": f"/batches/{batch_id}"},
+        content={"batch_id": batch_id, "task_ids": task_ids, "status": TaskStatus.SUBMITTED},
+        headers=headers,
     )
+
+
+def _task_ids(store: Any, batch_id: str) -> list[str]:
+    """The ids of a stored batch's tasks, in request order (for a replayed answer)."""
+    ids: list[str] = []
+    after = -1
+    while True:
+        tasks, last = store.batch_tasks(batch_id, after, 1000)
+        ids += [task.id for task in tasks]
+        if last is None:
+            return ids
+        after = last
 
 
 @router.get(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +26,7 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
-from api_server.submissions import new_task
+from api_server.submissions import IdempotencyKey, new_task, request_hash
 from api_server.task_options import MAX_TAGS
 from api_server.views import decode_cursor, encode_cursor, list_item, public_view
 from shared.models import SubmitOutcome, Task, TaskStatus
@@ -111,18 +109,7 @@ def submit_task(
     body: TaskCreate,
     store: StoreDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=r"^[ -~]+$",
-            description="Any 1 to 255 printable ASCII characters. A retry with the same key and body within "
-            "IDEMPOTENCY_TTL_HOURS answers the first 202 again (with `Idempotent-Replayed: true`) and creates "
-            "nothing; the same key with another body is a 409.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
     task = new_task(body, settings)
@@ -132,12 +119,9 @@ def submit_task(
     if idempotency_key is None:
         created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)
     else:
-        request_hash = hashlib.sha256(
-            json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True).encode()
-        ).hexdigest()
         outcome, task_id = store.create_task_once(
             idempotency_key,
-            request_hash,
+            request_hash("/tasks", body),
             task_id,
             task,
             time.time(),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import hashlib
+import json
+from typing import Annotated, NoReturn
 
-from fastapi import HTTPException
+from fastapi import Header, HTTPException
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from api_server.schemas import TaskCreate
 from api_server.task_options import TaskOptions, sweep_points
@@ -13,6 +16,30 @@ from shared.config import Settings
 from shared.models import NewTask
 
 OPTION_FIELDS = set(TaskOptions.model_fields)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[ -~]+$",
+        description="Any 1 to 255 printable ASCII characters. A retry with the same key and body within "
+        "IDEMPOTENCY_TTL_HOURS answers the first 202 again (with `Idempotent-Replayed: true`) and creates "
+        "nothing; the same key with another body is a 409.",
+    ),
+]
+
+
+def request_hash(path: str, body: BaseModel) -> str:
+    """What an Idempotency-Key is bound to: the endpoint and the request as validated (so the
+    order of the JSON keys does not matter)."""
+    canonical = json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+
+
+def key_conflict(key: str) -> HTTPException:
+    return HTTPException(409, f'Idempotency-Key "{key}" was already used with a different request')
 
 
 def refuse(where: tuple[str | int, ...], field: str, message: str, kind: str = "value_error") -> NoReturn:

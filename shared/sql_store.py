@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
@@ -113,23 +114,12 @@ class SqlStore(Store):
         max_queued_bytes: int,
         key_ttl_seconds: float,
     ) -> tuple[SubmitOutcome, str]:
-        try:
-            with self._transaction(durable=True) as conn:
-                conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - key_ttl_seconds})
-                claimed = conn.execute(
-                    self.sql.CLAIM_IDEMPOTENCY_KEY,
-                    {"key": key, "request_hash": request_hash, "task_id": task_id, "now": now},
-                ).fetchone()
-                if claimed is None:
-                    first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
-                    same = first["request_hash"] == request_hash
-                    return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
-                if not self._insert_task(conn, task_id, task, now, max_queued_bytes):
-                    raise _QueueFull  # undoes the key too
-        except _QueueFull:
-            return SubmitOutcome.QUEUE_FULL, ""
-        self._task_created()
-        return SubmitOutcome.CREATED, task_id
+        return self._submit(
+            (key, request_hash, key_ttl_seconds),
+            task_id,
+            now,
+            lambda conn: self._insert_task(conn, task_id, task, now, max_queued_bytes),
+        )
 
     def create_batch(
         self,
@@ -138,20 +128,45 @@ class SqlStore(Store):
         tags: dict[str, str] | None,
         now: float,
         max_queued_bytes: int = NO_LIMIT,
-    ) -> bool:
+        idempotency: tuple[str, str, float] | None = None,
+    ) -> tuple[SubmitOutcome, str]:
+        def insert(conn: Any) -> bool:
+            conn.execute(
+                self.sql.INSERT_BATCH,
+                {"id": batch_id, "now": now, "total": len(tasks), "tags": json.dumps(tags) if tags else None},
+            )
+            return all(
+                self._insert_task(conn, task_id, task, now, max_queued_bytes, (batch_id, index))
+                for index, (task_id, task) in enumerate(tasks)
+            )
+
+        return self._submit(idempotency, batch_id, now, insert)
+
+    def _submit(
+        self, idempotency: tuple[str, str, float] | None, created_id: str, now: float, insert: Callable[[Any], bool]
+    ) -> tuple[SubmitOutcome, str]:
+        """Insert in one transaction, under an Idempotency-Key (key, request hash, TTL) when given:
+        the key's first request is replayed or refused instead. Nothing is stored when the queue
+        is full (all or nothing, the key included)."""
         try:
             with self._transaction(durable=True) as conn:
-                conn.execute(
-                    self.sql.INSERT_BATCH,
-                    {"id": batch_id, "now": now, "total": len(tasks), "tags": json.dumps(tags) if tags else None},
-                )
-                for index, (task_id, task) in enumerate(tasks):
-                    if not self._insert_task(conn, task_id, task, now, max_queued_bytes, (batch_id, index)):
-                        raise _QueueFull  # all or nothing
+                if idempotency is not None:
+                    key, request_hash, ttl = idempotency
+                    conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - ttl})
+                    claimed = conn.execute(
+                        self.sql.CLAIM_IDEMPOTENCY_KEY,
+                        {"key": key, "request_hash": request_hash, "task_id": created_id, "now": now},
+                    ).fetchone()
+                    if claimed is None:
+                        first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
+                        same = first["request_hash"] == request_hash
+                        return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
+                if not insert(conn):
+                    raise _QueueFull  # rolls everything back
         except _QueueFull:
-            return False
+            return SubmitOutcome.QUEUE_FULL, ""
         self._task_created()
-        return True
+        return SubmitOutcome.CREATED, created_id
 
     def get_batch(self, batch_id: str) -> Batch | None:
         with self._connect() as conn:

@@ -71,9 +71,11 @@ class Store(abc.ABC):
         tags: dict[str, str] | None,
         now: float,
         max_queued_bytes: int = NO_LIMIT,
-    ) -> bool:
-        """Store a batch and all its (task id, task) in order, in one transaction; False, and
-        nothing stored, when the queue's circuit bytes would pass max_queued_bytes."""
+        idempotency: tuple[str, str, float] | None = None,
+    ) -> tuple[SubmitOutcome, str]:
+        """Store a batch and all its (task id, task) in order, in one transaction, or nothing when
+        the queue's circuit bytes would pass max_queued_bytes; under an Idempotency-Key (key,
+        request hash, TTL seconds) as create_task_once. The outcome and the batch id."""
 
     @abc.abstractmethod
     def get_batch(self, batch_id: str) -> Batch | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,32 @@ def test_cancelling_a_running_batch_stops_its_tasks(client: httpx.Client) -> Non
     assert batch["total"] == 3
     final = client.get(f"/batches/{body['batch_id']}", params={"wait": 30}).json()
     assert final["done"] is True and final["states"] == {"cancelled": 3}
+
+
+@pytest.mark.database_independent
+def test_a_batch_retried_with_its_idempotency_key_is_stored_once(app: TestClient) -> None:
+    body = {"tasks": [bell(10), bell(20)], "tags": {"try": "1"}}
+    first = app.post("/batches", json=body, headers={"Idempotency-Key": "batch-key"})
+    again = app.post("/batches", json=body, headers={"Idempotency-Key": "batch-key"})
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(app.get("/tasks").json()["items"]) == 2
+    other = app.post("/batches", json={"tasks": [bell(30)]}, headers={"Idempotency-Key": "batch-key"})
+    assert other.status_code == 409
+    single = app.post("/tasks", json=bell(10), headers={"Idempotency-Key": "batch-key"})
+    assert single.status_code == 409  # a key names one request, whichever endpoint
+
+
+@pytest.mark.local
+def test_concurrent_batches_with_one_key_store_one_batch(base_url: str) -> None:
+    key = f"batch-{uuid.uuid4().hex}"
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            return client.post("/batches", json={"tasks": [bell(5)] * 3}, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(post, range(10)))
+    assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
+    assert len({r.json()["batch_id"] for r in responses}) == 1
+    assert len({tuple(r.json()["task_ids"]) for r in responses}) == 1
