@@ -124,7 +124,11 @@ class TaskOptions(BaseModel):
 MAX_TAGS = 16
 TAG_KEY = r"[A-Za-z0-9_.:-]{1,64}"
 Tags = Annotated[
-    dict[Annotated[str, Field(pattern=f"^{TAG_KEY}$")], Annotated[StrictStr, Field(max_length=256)]],
+    # No NUL in a value: PostgreSQL's text cannot hold one.
+    dict[
+        Annotated[str, Field(pattern=f"^{TAG_KEY}$")],
+        Annotated[StrictStr, Field(max_length=256, pattern=r"^[^\x00]*$")],
+    ],
     Field(max_length=MAX_TAGS),
 ]
 

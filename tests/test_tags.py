@@ -36,6 +36,7 @@ def submit(client: TestClient, **tags: str) -> str:
         ({"a b": "x"}, "tags: the key 'a b': String should match pattern"),
         ({"k": "v" * 257}, "tags.k: String should have at most 256 characters"),
         ({"k": 7}, "tags.k: Input should be a valid string"),
+        ({"k": "a\u0000b"}, "tags.k: String should match pattern"),
         ({f"k{n}": "v" for n in range(17)}, "tags: Dictionary should have at most 16 items"),
     ],
 )
