@@ -14,19 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from api_server.batch_schemas import BatchAccepted, BatchCreate, BatchPublic, BatchTaskList
 from api_server.deps import SettingsDep, StoreDep
-from api_server.schemas import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, Message
-from api_server.submissions import IdempotencyKey, key_conflict, new_task, refuse, request_hash
-from api_server.views import batch_view, decode_cursor, encode_cursor, public_view
+from api_server.schemas import ERROR_RESPONSES, MAX_WAIT_SECONDS, WRITE_ERROR_RESPONSES, Message
+from api_server.submissions import IdempotencyKey, key_conflict, new_task, queue_full, refuse, request_hash
+from api_server.views import CURSOR_PATTERN, batch_view, decode_cursor, encode_cursor, public_view
 from shared.models import Batch, SubmitOutcome, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
 NOT_FOUND = "Batch not found"
-MAX_WAIT_SECONDS = 60
-QUEUE_FULL_RETRY_SECONDS = 5
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No batch has this id."}}
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
 @router.post(
@@ -59,12 +56,7 @@ def submit_batch(
         str(uuid.uuid4()), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency
     )
     if outcome is SubmitOutcome.QUEUE_FULL:
-        raise HTTPException(
-            503,
-            f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this batch "
-            f"would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have finished",
-            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
-        )
+        raise queue_full(store, settings, "this batch")
     if outcome is SubmitOutcome.CONFLICT:
         assert idempotency_key is not None
         raise key_conflict(idempotency_key)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import (
     ERROR_RESPONSES,
+    MAX_WAIT_SECONDS,
     WRITE_ERROR_RESPONSES,
     CircuitView,
     Conflict,
@@ -26,21 +27,18 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
-from api_server.submissions import IdempotencyKey, new_task, request_hash
+from api_server.submissions import IdempotencyKey, new_task, queue_full, request_hash
 from api_server.task_options import MAX_TAGS
-from api_server.views import decode_cursor, encode_cursor, list_item, public_view
+from api_server.views import CURSOR_PATTERN, decode_cursor, encode_cursor, list_item, public_view
 from shared.models import SubmitOutcome, Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
 NOT_FOUND = "Task not found"
-MAX_WAIT_SECONDS = 60
-QUEUE_FULL_RETRY_SECONDS = 5
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No task has this id."}}
 # A key (its first character not a colon) and the colon after it: split there.
 TAG_FILTER_PATTERN = r"^[A-Za-z0-9_.-][A-Za-z0-9_.:-]{0,63}:"
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 
 
 def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
@@ -72,7 +70,8 @@ def list_tasks(
 ) -> TaskList:
     """Keyset pagination: pages stay stable while new tasks arrive."""
     before = decode_cursor(cursor) if cursor is not None else None
-    wanted = [(given.partition(":")[0], given.partition(":")[2]) for given in tag or []]  # the pattern ensures a colon
+    # The pattern ensures a key and a colon: split there.
+    wanted = [(key, value) for key, _, value in (given.partition(":") for given in tag or [])]
     items, next_seq = store.list_tasks(status, before, limit, wanted, batch_id)
     return TaskList(
         items=[list_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
@@ -135,13 +134,7 @@ def submit_task(
             headers["Idempotent-Replayed"] = "true"
         created = outcome is not SubmitOutcome.QUEUE_FULL
     if not created:
-        raise HTTPException(
-            503,
-            f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and this "
-            f"{size}-byte circuit would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have "
-            "finished",
-            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
-        )
+        raise queue_full(store, settings, f"this {size}-byte circuit")
     if not headers:
         logger.info("task %s submitted: %d bytes, %d shots", task_id, size, task.shots)
     return JSONResponse(

@@ -17,6 +17,8 @@ DEFAULT_MAX_SHOTS = Settings.model_fields["max_shots"].default
 DEFAULT_SHOTS = Settings.model_fields["default_shots"].default
 DEFAULT_MAX_CIRCUIT_BYTES = Settings.model_fields["max_circuit_bytes"].default
 MAX_SEED = 2**63 - 1
+# Longest a long-poll (`?wait=`) may hold a request, in seconds.
+MAX_WAIT_SECONDS = 60
 # Some non-whitespace character, and no NUL anywhere.
 CIRCUIT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
 

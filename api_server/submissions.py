@@ -14,8 +14,10 @@ from api_server.schemas import TaskCreate
 from api_server.task_options import TaskOptions, sweep_points
 from shared.config import Settings
 from shared.models import NewTask
+from shared.store import Store
 
 OPTION_FIELDS = set(TaskOptions.model_fields)
+QUEUE_FULL_RETRY_SECONDS = 5
 
 IdempotencyKey = Annotated[
     str | None,
@@ -78,3 +80,13 @@ def new_task(body: TaskCreate, settings: Settings, where: tuple[str | int, ...] 
         )
     options = body.model_dump(include=OPTION_FIELDS, exclude_defaults=True, exclude_none=True)
     return NewTask(body.circuit, shots, body.seed, options or None, body.tags or None)
+
+
+def queue_full(store: Store, settings: Settings, what: str) -> HTTPException:
+    """The 503 for a submission that MAX_QUEUED_BYTES leaves no room for (nothing was stored)."""
+    return HTTPException(
+        503,
+        f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and {what} "
+        f"would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have finished",
+        headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+    )

@@ -99,6 +99,10 @@ def list_item(task: TaskSummary) -> TaskListItem:
     )
 
 
+# What encode_cursor writes: 8 bytes, base64url without padding.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{11}$"
+
+
 def encode_cursor(seq: int) -> str:
     """The position after which the next page starts: 8 bytes, base64url. Clients treat it as opaque."""
     return base64.urlsafe_b64encode(seq.to_bytes(8, "big")).decode().rstrip("=")
