@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 
+from api_server.app import create_app
 from harness.processes import (  # noqa: F401 - re-exported for the tests
     ROOT,
     Cluster,
@@ -15,6 +18,7 @@ from harness.processes import (  # noqa: F401 - re-exported for the tests
     running_cluster,
     wait_for,
 )
+from shared.config import Settings
 from shared.examples import BELL_QASM3 as BELL_QASM3  # re-exported for the tests
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -52,3 +56,10 @@ def submit(client: httpx.Client, circuit: str, **fields: Any) -> str:
     response = client.post("/tasks", json={"circuit": circuit, **fields})
     assert response.status_code == 202, response.text
     return response.json()["task_id"]
+
+
+def app_client(workdir: Path, **settings: Any) -> TestClient:
+    """The app in-process on a SQLite file of its own in `workdir` (no worker, no socket), with
+    these settings and nothing from the environment's .env; use it as a context manager."""
+    values = {"database_name": str(workdir / "tasks.db"), **settings}
+    return TestClient(create_app(Settings(_env_file=None, **values)), base_url="http://127.0.0.1:8000")

@@ -4,34 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
 from shared.examples import BELL_QASM3
+from tests.services import app_client
 
 pytestmark = pytest.mark.database_independent
 
 BASE = "http://127.0.0.1:8000"
 
 
-def _client(tmp_path: Path, **values: Any) -> TestClient:
-    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"), **values)  # type: ignore[call-arg]
-    return TestClient(create_app(settings), base_url=BASE)
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with _client(tmp_path) as client:
+    with app_client(tmp_path) as client:
         yield client
 
 
 def test_a_full_queue_refuses_with_503_and_stores_nothing(tmp_path: Path) -> None:
     size = len(BELL_QASM3.encode())
-    with _client(tmp_path, max_queued_bytes=2 * size + 10) as client:
+    with app_client(tmp_path, max_queued_bytes=2 * size + 10) as client:
         for _ in range(2):
             assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
         refused = client.post("/tasks", json={"circuit": BELL_QASM3})
@@ -56,7 +49,7 @@ def test_a_five_thousand_digit_number_is_named_not_called_invalid_json(client: T
 
 
 def test_shot_limits_come_from_the_apps_own_settings(tmp_path: Path) -> None:
-    with _client(tmp_path, max_shots=10, default_shots=5) as client:
+    with app_client(tmp_path, max_shots=10, default_shots=5) as client:
         refused = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 50})
         assert refused.status_code == 422
         assert refused.json()["detail"] == [
@@ -73,7 +66,7 @@ def test_shot_limits_come_from_the_apps_own_settings(tmp_path: Path) -> None:
 
 
 def test_the_openapi_document_states_the_apps_own_limits(tmp_path: Path) -> None:
-    with _client(tmp_path, max_shots=10, default_shots=5, max_circuit_bytes=5000) as client:
+    with app_client(tmp_path, max_shots=10, default_shots=5, max_circuit_bytes=5000) as client:
         fields = client.get("/openapi.json").json()["components"]["schemas"]["TaskCreate"]["properties"]
     assert fields["shots"]["maximum"] == 10 and fields["shots"]["default"] == 5
     assert fields["circuit"]["maxLength"] == 5000

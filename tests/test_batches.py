@@ -12,20 +12,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
-from tests.services import BELL_QASM3, slow_circuit
-
-
-def _client(tmp_path: Path, **values: Any) -> TestClient:
-    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"), **values)
-    return TestClient(create_app(settings), base_url="http://127.0.0.1:8000")
+from tests.services import BELL_QASM3, app_client, slow_circuit
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[TestClient]:
     """The app in-process on its own SQLite file (no worker): what a batch stores and refuses."""
-    with _client(tmp_path) as client:
+    with app_client(tmp_path) as client:
         yield client
 
 
@@ -51,7 +44,7 @@ def test_a_batch_stores_its_tasks_in_request_order(app: TestClient) -> None:
 
 @pytest.mark.database_independent
 def test_one_bad_task_refuses_the_whole_batch_naming_its_index(tmp_path: Path) -> None:
-    with _client(tmp_path, max_shots=100, default_shots=10) as client:
+    with app_client(tmp_path, max_shots=100, default_shots=10) as client:
         bad_type = client.post(
             "/batches", json={"tasks": [bell(10), bell(10), bell(10), {"circuit": BELL_QASM3, "shots": "x"}]}
         )
@@ -69,7 +62,7 @@ def test_one_bad_task_refuses_the_whole_batch_naming_its_index(tmp_path: Path) -
 
 @pytest.mark.database_independent
 def test_batch_limits_are_settings(tmp_path: Path) -> None:
-    with _client(tmp_path, max_batch_tasks=3, max_batch_bytes=5000) as client:
+    with app_client(tmp_path, max_batch_tasks=3, max_batch_bytes=5000) as client:
         refused = client.post("/batches", json={"tasks": [bell(1)] * 4})
         assert refused.json()["detail"][0]["msg"] == "tasks: 4 tasks are more than MAX_BATCH_TASKS=3"
         large = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3 + "//" + "x" * 6000}]})

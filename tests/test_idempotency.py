@@ -13,15 +13,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
 from tests.services import BELL_QASM3, Cluster
+from tests.services import app_client as in_process_app
 
 
 @pytest.fixture
 def app_client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"))
-    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+    with in_process_app(tmp_path) as client:
         yield client
 
 

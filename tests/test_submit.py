@@ -13,9 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
-from tests.services import BELL_QASM3, submit
+from tests.services import BELL_QASM3, app_client, submit
 
 pytestmark = pytest.mark.database_independent
 
@@ -23,9 +21,7 @@ pytestmark = pytest.mark.database_independent
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The app in-process on a SQLite file of its own: validation needs no worker and no socket."""
-    path = tmp_path_factory.mktemp("submit") / "tasks.db"
-    settings = Settings(_env_file=None, database_name=str(path))  # type: ignore[call-arg]
-    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+    with app_client(tmp_path_factory.mktemp("submit")) as client:
         yield client
 
 

@@ -8,17 +8,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
 from shared.examples import BELL_QASM3
+from tests.services import app_client
 
 pytestmark = pytest.mark.database_independent
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"))
-    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+    with app_client(tmp_path) as client:
         yield client
 
 

@@ -9,21 +9,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.app import create_app
-from shared.config import Settings
 from shared.examples import BELL_QASM3
+from tests.services import app_client
 
 pytestmark = pytest.mark.database_independent
 
 
-def _client(tmp_path: Path, **values: Any) -> TestClient:
-    settings = Settings(_env_file=None, database_name=str(tmp_path / "tasks.db"), **values)
-    return TestClient(create_app(settings), base_url="http://127.0.0.1:8000")
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with _client(tmp_path) as client:
+    with app_client(tmp_path) as client:
         yield client
 
 
@@ -59,7 +53,7 @@ def test_malformed_options_are_422_naming_the_field(client: TestClient, fields: 
 
 
 def test_the_limits_are_the_apps_own_settings(tmp_path: Path) -> None:
-    with _client(tmp_path, max_sweep_points=3, max_observables=2, max_memory_shots=100) as client:
+    with app_client(tmp_path, max_sweep_points=3, max_observables=2, max_memory_shots=100) as client:
         assert refused(client, parameters={"theta": [0, 1, 2, 3]}) == (
             "parameters: a sweep of 4 points is more than MAX_SWEEP_POINTS=3"
         )
