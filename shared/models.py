@@ -137,6 +137,21 @@ class RunDetails:
 
 
 @dataclass(frozen=True)
+class Finish:
+    """How a worker leaves a claimed task: a final state, or SUBMITTED to put it back in the queue
+    without spending the attempt (a shutdown, or a claim it did not start)."""
+
+    claim: Claim
+    status: TaskStatus
+    now: float
+    started_at: float | None = None  # when the simulation really started (a claim may wait its turn)
+    result: dict[str, int] | None = None
+    output: dict[str, Any] | None = None
+    error: str = ""
+    details: RunDetails = field(default_factory=RunDetails)
+
+
+@dataclass(frozen=True)
 class CancelOutcome:
     """The answer to a cancel request: the task's state after it, and whether it changed anything."""
 

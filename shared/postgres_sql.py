@@ -231,9 +231,10 @@ ON CONFLICT DO NOTHING
 
 FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
 
-# For the tests and operators: how PostgreSQL finds the row CLAIM_NEXT takes.
+# For the tests and operators: how PostgreSQL finds the rows CLAIM takes.
 EXPLAIN_CLAIM = (
-    "EXPLAIN (FORMAT JSON) SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+    "EXPLAIN (FORMAT JSON) SELECT seq FROM tasks WHERE status = 'submitted'"
+    " ORDER BY seq LIMIT 32 FOR UPDATE SKIP LOCKED"
 )
 
 # A quoted literal (kept, but for its `%`), a `::` cast (kept), a `:name` placeholder, or a `%`.
@@ -270,18 +271,19 @@ def in_pyformat(queries: Q) -> Q:
 class PostgresQueries(Queries):
     """The shared statements in psycopg's placeholders, and PostgreSQL's own claim, status read and histogram read."""
 
-    # The oldest submitted task no other transaction holds, claimed in one statement: SKIP LOCKED
-    # lets any number of workers claim at once without waiting on each other.
-    CLAIM_NEXT = """
+    # The oldest :limit submitted tasks no other transaction holds, claimed in one statement: SKIP
+    # LOCKED lets any number of workers claim at once without waiting on each other.
+    CLAIM = """
     WITH next AS (
         SELECT seq FROM tasks WHERE status = 'submitted'
-        ORDER BY seq LIMIT 1
+        ORDER BY seq LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
         started_at = %(now)s, lease_expires_at = %(expires)s
     FROM next WHERE tasks.seq = next.seq
-    RETURNING tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at, tasks.options
+    RETURNING tasks.seq, tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at,
+        tasks.options
     """
 
     # FOR UPDATE: a cancel that found the task finished reports the state it really had.

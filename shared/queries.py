@@ -33,7 +33,7 @@ class Queries:
 
     # Written by each dialect: how to claim without a race, whether a read can lock its row,
     # and how the +Inf histogram bucket is stored.
-    CLAIM_NEXT: ClassVar[str]
+    CLAIM: ClassVar[str]
     SELECT_STATUS: ClassVar[str]
     HISTOGRAMS: ClassVar[str]
 
@@ -109,6 +109,9 @@ class Queries:
 
     HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 
+    # How many tasks wait: the trigger-kept count (PostgreSQL spreads it over shards), no scan.
+    QUEUE_DEPTH = "SELECT coalesce(sum(n), 0) AS n FROM task_counts WHERE status = 'submitted'"
+
     # Moves whenever a task reaches a final state: long-polls re-check their tasks only then.
     FINISHED_VERSION = "SELECT coalesce(sum(value), 0) AS version FROM counters WHERE name LIKE 'finished_%'"
 
@@ -141,16 +144,18 @@ class Queries:
 
     RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {_OWNED} RETURNING cancel_requested"
 
+    # A worker may claim several tasks at once: started_at becomes the moment this one really started.
     COMPLETE = f"""
     UPDATE tasks
-    SET status = 'completed', result = :result, output = :output, finished_at = :now, lease_expires_at = NULL,
-        {_DETAILS}
+    SET status = 'completed', result = :result, output = :output, started_at = coalesce(:started, started_at),
+        finished_at = :now, lease_expires_at = NULL, {_DETAILS}
     WHERE {_OWNED}
     """
 
     FAIL = f"""
     UPDATE tasks
-    SET status = 'failed', error = :error, finished_at = :now, lease_expires_at = NULL, {_DETAILS}
+    SET status = 'failed', error = :error, started_at = coalesce(:started, started_at), finished_at = :now,
+        lease_expires_at = NULL, {_DETAILS}
     WHERE {_OWNED}
     """
 
@@ -189,6 +194,11 @@ class Queries:
     REMOVE_WORKER = "DELETE FROM workers WHERE id = :id"
 
     FORGET_DEAD_WORKERS = "DELETE FROM workers WHERE last_heartbeat < :before"
+
+    LIVE_WORKER_COUNT = """
+    SELECT count(*) AS n, coalesce(sum(CASE WHEN host = :host THEN 1 ELSE 0 END), 0) AS here
+    FROM workers WHERE last_heartbeat >= :since
+    """
 
     LIVE_WORKERS = """
     SELECT id, host, pid, started_at, last_heartbeat, task_id FROM workers

@@ -20,10 +20,10 @@ from shared.models import (
     Batch,
     CancelOutcome,
     Claim,
+    Finish,
     LeaseStatus,
     NewTask,
     QueueStats,
-    RunDetails,
     SubmitOutcome,
     Task,
     TaskStatus,
@@ -272,53 +272,54 @@ class SqlStore(Store):
             requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
         return rows.recovered(cancelled, failed, requeued)
 
-    def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
+    def queue_depth(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(self.sql.QUEUE_DEPTH, {}).fetchone()["n"])
+
+    def live_worker_count(self, since: float, host: str) -> tuple[int, int]:
+        with self._connect() as conn:
+            row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"since": since, "host": host}).fetchone()
+        return int(row["n"]), int(row["here"])
+
+    def claim(self, worker_id: str, now: float, lease_seconds: float, limit: int) -> list[Claim]:
+        params = {"worker": worker_id, "now": now, "expires": now + lease_seconds, "limit": limit}
         with self._claim_context() as conn:
-            row = conn.execute(
-                self.sql.CLAIM_NEXT, {"worker": worker_id, "now": now, "expires": now + lease_seconds}
-            ).fetchone()
-        return rows.to_claim(row) if row is not None else None
+            found = conn.execute(self.sql.CLAIM, params).fetchall()
+        return [rows.to_claim(row) for row in sorted(found, key=lambda row: row["seq"])]
 
-    def _owned_write(self, query: str, claim: Claim, worker_id: str, **values: Any) -> bool:
-        params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, **values}
-        with self._connect() as conn:
-            return conn.execute(query, params).rowcount == 1
+    def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
+        statuses = []
+        with self._transaction() as conn:
+            for claim in claims:
+                params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
+                row = conn.execute(self.sql.RENEW_LEASE, params).fetchone()
+                if row is None:
+                    statuses.append(LeaseStatus.LOST)
+                else:
+                    statuses.append(LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD)
+        return statuses
 
-    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
-        params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
-        with self._connect() as conn:
-            row = conn.execute(self.sql.RENEW_LEASE, params).fetchone()
-        if row is None:
-            return LeaseStatus.LOST
-        return LeaseStatus.CANCEL_REQUESTED if row["cancel_requested"] else LeaseStatus.HELD
+    def finish(self, worker_id: str, finishes: list[Finish]) -> list[bool]:
+        written = []
+        with self._transaction() as conn:
+            for finish in finishes:
+                query, values = self._finish_statement(finish)
+                params = {"id": finish.claim.task_id, "worker": worker_id, "attempt": finish.claim.attempt, **values}
+                written.append(conn.execute(query, params).rowcount == 1)
+        return written
 
-    def complete(
-        self,
-        claim: Claim,
-        worker_id: str,
-        result: dict[str, int] | None,
-        now: float,
-        details: RunDetails,
-        output: dict[str, Any] | None = None,
-    ) -> bool:
-        return self._owned_write(
-            self.sql.COMPLETE,
-            claim,
-            worker_id,
-            result=json.dumps(result) if result is not None else None,
-            output=json.dumps(output) if output else None,
-            now=now,
-            **details.__dict__,
-        )
-
-    def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
-        return self._owned_write(self.sql.FAIL, claim, worker_id, error=error, now=now, **details.__dict__)
-
-    def mark_cancelled(self, claim: Claim, worker_id: str, now: float) -> bool:
-        return self._owned_write(self.sql.MARK_CANCELLED, claim, worker_id, now=now)
-
-    def release(self, claim: Claim, worker_id: str) -> bool:
-        return self._owned_write(self.sql.RELEASE, claim, worker_id)
+    def _finish_statement(self, finish: Finish) -> tuple[str, dict[str, Any]]:
+        """The owned write that leaves the task in finish.status, and what it binds."""
+        if finish.status is TaskStatus.SUBMITTED:
+            return self.sql.RELEASE, {}
+        if finish.status is TaskStatus.CANCELLED:
+            return self.sql.MARK_CANCELLED, {"now": finish.now}
+        started = {"now": finish.now, "started": finish.started_at, **finish.details.__dict__}
+        if finish.status is TaskStatus.FAILED:
+            return self.sql.FAIL, {"error": finish.error, **started}
+        result = json.dumps(finish.result) if finish.result is not None else None
+        output = json.dumps(finish.output) if finish.output else None
+        return self.sql.COMPLETE, {"result": result, "output": output, **started}
 
     def beat_worker(self, worker: WorkerInfo) -> None:
         with self._connect() as conn:

@@ -221,20 +221,20 @@ SELECT ?, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM histogram_buckets WHERE metric
 # One `?` per id is filled in (marks only: the ids themselves are bound).
 FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
 
-# For the tests and operators: how SQLite finds the row CLAIM_NEXT takes.
-EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1"
+# For the tests and operators: how SQLite finds the rows CLAIM takes.
+EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 32"
 
 
 class SqliteQueries(Queries):
     """The shared statements as written, and SQLite's own claim, status read and histogram read."""
 
-    # Atomic only inside BEGIN IMMEDIATE (SqliteStore._claim_context).
-    CLAIM_NEXT = """
+    # The oldest :limit submitted tasks; atomic only inside BEGIN IMMEDIATE (SqliteStore._claim_context).
+    CLAIM = """
     UPDATE tasks
     SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
         started_at = :now, lease_expires_at = :expires
-    WHERE seq = (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 1)
-    RETURNING id, circuit, shots, seed, attempts, created_at, options
+    WHERE seq IN (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT :limit)
+    RETURNING seq, id, circuit, shots, seed, attempts, created_at, options
     """
 
     # No FOR UPDATE in SQLite: the cancel's BEGIN IMMEDIATE already keeps other writers out.

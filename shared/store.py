@@ -9,6 +9,7 @@ from shared.models import (
     Batch,
     CancelOutcome,
     Claim,
+    Finish,
     LeaseStatus,
     NewTask,
     QueueStats,
@@ -143,14 +144,35 @@ class Store(abc.ABC):
         """Settle tasks whose lease expired (requeue, fail past max_attempts, or cancel); (id, state, attempts)."""
 
     @abc.abstractmethod
+    def queue_depth(self) -> int:
+        """How many tasks are submitted and unclaimed (a kept count, not a scan)."""
+
+    @abc.abstractmethod
+    def live_worker_count(self, since: float, host: str) -> tuple[int, int]:
+        """How many workers were heard from since then: in all, and on that host."""
+
+    @abc.abstractmethod
+    def claim(self, worker_id: str, now: float, lease_seconds: float, limit: int) -> list[Claim]:
+        """Claim up to limit of the oldest submitted tasks for worker_id, in one statement, oldest first."""
+
     def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
-        """Claim the oldest submitted task for worker_id, in one statement."""
+        """Claim the oldest submitted task, if any."""
+        claims = self.claim(worker_id, now, lease_seconds, 1)
+        return claims[0] if claims else None
 
     @abc.abstractmethod
+    def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
+        """Extend the leases, in one transaction; for each, whether the worker lost it or someone
+        asked to cancel the task."""
+
     def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
-        """Extend the lease; says whether the worker lost it or someone asked to cancel the task."""
+        return self.renew_leases([claim], worker_id, expires_at)[0]
 
     @abc.abstractmethod
+    def finish(self, worker_id: str, finishes: list[Finish]) -> list[bool]:
+        """Record how each claimed task ended (or put it back in the queue), in one transaction;
+        for each, False, and nothing written, when the worker's lease on it was lost."""
+
     def complete(
         self,
         claim: Claim,
@@ -161,20 +183,21 @@ class Store(abc.ABC):
         output: dict[str, Any] | None = None,
     ) -> bool:
         """Record counts (None for a sweep or a circuit without measurements) and the rest of the
-        output (memory, expectation values, a sweep's results); False, and nothing written, when
-        the lease was lost."""
+        output (memory, expectation values, a sweep's results)."""
+        finish = Finish(claim, TaskStatus.COMPLETED, now, result=result, output=output, details=details)
+        return self.finish(worker_id, [finish])[0]
 
-    @abc.abstractmethod
     def fail(self, claim: Claim, worker_id: str, error: str, now: float, details: RunDetails) -> bool:
-        """Record a one-line error; False (and nothing written) when the lease was lost."""
+        """Record a one-line error."""
+        return self.finish(worker_id, [Finish(claim, TaskStatus.FAILED, now, error=error, details=details)])[0]
 
-    @abc.abstractmethod
     def mark_cancelled(self, claim: Claim, worker_id: str, now: float) -> bool:
-        """Record that the worker stopped the task on request; False when the lease was lost."""
+        """Record that the worker stopped the task on request."""
+        return self.finish(worker_id, [Finish(claim, TaskStatus.CANCELLED, now)])[0]
 
-    @abc.abstractmethod
     def release(self, claim: Claim, worker_id: str) -> bool:
         """Put a claimed task back in the queue without spending an attempt (shutdown)."""
+        return self.finish(worker_id, [Finish(claim, TaskStatus.SUBMITTED, 0.0)])[0]
 
     @abc.abstractmethod
     def beat_worker(self, worker: WorkerInfo) -> None:

@@ -24,10 +24,10 @@ class SlowRenewals:
         self.renewing = threading.Event()
         self.finished = threading.Event()
 
-    def renew_lease(self, claim: Claim, worker_id: str, until: float) -> LeaseStatus:
+    def renew_leases(self, claims: list[Claim], worker_id: str, until: float) -> list[LeaseStatus]:
         self.renewing.set()
         self.finished.wait(0.3)
-        return LeaseStatus.LOST if self.finished.is_set() else LeaseStatus.HELD
+        return [LeaseStatus.LOST if self.finished.is_set() else LeaseStatus.HELD for _ in claims]
 
 
 def test_a_result_written_during_a_renewal_is_not_reported_as_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
@@ -49,8 +49,8 @@ def test_a_result_written_during_a_renewal_is_not_reported_as_a_lost_lease(caplo
 
 def test_a_renewal_that_finds_another_owner_stops_the_task(caplog: pytest.LogCaptureFixture) -> None:
     class TakenOver:
-        def renew_lease(self, *args: Any) -> LeaseStatus:
-            return LeaseStatus.LOST
+        def renew_leases(self, claims: list[Claim], *args: Any) -> list[LeaseStatus]:
+            return [LeaseStatus.LOST for _ in claims]
 
     keeper = LeaseKeeper(TakenOver(), "w1", lease_seconds=0.15)  # type: ignore[arg-type]
     keeper.start()

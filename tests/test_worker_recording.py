@@ -7,6 +7,7 @@ and signals are covered by test_crash.py.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from shared.config import Settings
 from shared.models import NewTask, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
-from worker.results import Outcome, RunResult
+from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.worker import Worker
 
 pytestmark = pytest.mark.database_independent
@@ -39,18 +40,17 @@ class StandIn:
     def stop(self) -> None:
         pass
 
-    def run(
-        self,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        options: dict[str, Any] | None,
-        timeout: float,
-        should_abort: Callable[[], bool],
-    ) -> RunResult:
+    def run_batch(
+        self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
+    ) -> Iterator[tuple[int, RunResult]]:
         assert self.worker is not None
-        self.runs += 1
-        return self.script(self.worker, should_abort)
+        for index in range(len(jobs)):
+            if control.should_skip(index):
+                yield index, RunResult(Outcome.ABORTED)
+                continue
+            control.started(index)
+            self.runs += 1
+            yield index, self.script(self.worker, functools.partial(control.should_abort, index))
 
 
 @pytest.fixture

@@ -69,8 +69,10 @@ class Simulator:
     """One AerSimulator and one unrolling pass manager, built once per child process."""
 
     def __init__(self, max_memory_mb: int, threads: int = 0, limits: CircuitLimits | None = None) -> None:
-        # threads=0 lets Aer use every core; with several workers on one machine, 1 each is faster.
+        # threads=0 lets Aer use every core; the worker sets `threads` for each chunk of tasks it
+        # sends (see worker.threads).
         options = {"max_parallel_threads": threads} if threads else {}
+        self.threads = threads
         self.max_memory_mb = max_memory_mb
         self.limits = limits or CircuitLimits()
         self.backend = AerSimulator(max_memory_mb=max_memory_mb, **options)
@@ -141,6 +143,8 @@ class Simulator:
     def _run(self, circuit: QuantumCircuit, seed: int | None, job: Job, method: str, options: dict[str, Any]) -> Any:
         if seed is not None:
             options["seed_simulator"] = seed
+        if self.threads:
+            options["max_parallel_threads"] = self.threads
         if method != "automatic":
             options["method"] = method
         if job.noise is not None:

@@ -39,6 +39,10 @@ class Housekeeper:
         self.info = WorkerInfo(
             id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
         )
+        # Live workers (as /health counts them: heard from within a lease), in all and on this host:
+        # they decide how many tasks a claim takes and how many threads a simulation gets.
+        self.workers_alive = 1
+        self.workers_here = 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
 
@@ -54,6 +58,8 @@ class Housekeeper:
         try:
             now = time.time()
             self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_in_hand()))
+            alive, here = self.store.live_worker_count(now - self.settings.lease_seconds, self.info.host)
+            self.workers_alive, self.workers_here = max(1, alive), max(1, here)
             self.sweep(now)
         except StoreError as error:
             logger.warning("housekeeping failed, will retry: %s", error)

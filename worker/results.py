@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shared.models import RunDetails
 
@@ -32,3 +32,29 @@ class RunResult:
     details: RunDetails = field(default_factory=RunDetails)
     # The child hit its memory limit from inside (a MemoryError): it should be replaced.
     memory_exceeded: bool = False
+
+
+@dataclass(frozen=True)
+class SimulationJob:
+    """One claimed task as the simulation child runs it."""
+
+    circuit: str
+    shots: int
+    seed: int | None = None
+    options: dict[str, Any] | None = None
+
+
+class RunControl(Protocol):
+    """What the simulation asks the worker while it runs a chunk of jobs, by their index."""
+
+    def started(self, index: int) -> None:
+        """The job began to run (the one before it has answered)."""
+
+    def should_abort(self, index: int) -> bool:
+        """Stop the running job now (cancel requested, lease lost, shutdown past its grace)."""
+
+    def should_skip(self, index: int) -> bool:
+        """Do not start this job (cancel requested, lease lost, shutting down, or handed back)."""
+
+    def tick(self) -> None:
+        """Called every few tens of milliseconds while a job runs."""

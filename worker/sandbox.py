@@ -6,6 +6,7 @@ over a pipe until it is told to stop, is killed, or its parent dies.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import logging
 import multiprocessing
@@ -14,17 +15,22 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 from shared.logs import OneLineFormatter
 from worker.circuit_limits import CircuitLimits
 from worker.messages import memory_limit_error
-from worker.results import Outcome, RunResult
+from worker.results import Outcome, RunControl, RunResult, SimulationJob
 
 logger = logging.getLogger(__name__)
 
 READY = "ready"
+# The parent sends (index, SimulationJob, threads) and the child answers (index, RunResult); None
+# stops the child. One job at a time: a job not yet sent cannot have started, so it can still be
+# handed back, cancelled or released at once; the parent sends the next one as soon as an answer
+# arrives, before recording it, so the child waits only for a pipe round trip between tasks.
+CHECK_SECONDS = 0.05  # how often a running job asks the worker whether to stop, skip or write
 START_TIMEOUT_SECONDS = 300.0
 _PR_SET_PDEATHSIG = 1
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -80,6 +86,9 @@ def _child_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     _log_one_line_per_event()
+    # Aer's OpenMP threads would otherwise spin for a while after each parallel region, taking a
+    # core from the other workers between short simulations. Read when OpenMP loads: before qiskit.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from worker import executor
 
     simulator = executor.Simulator(max_memory_mb, threads, limits)
@@ -88,13 +97,13 @@ def _child_main(
     conn.send((READY, warm))
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except EOFError:
             return
-        if job is None:
+        if message is None:
             return
-        circuit, shots, seed, options = job
-        conn.send(executor.execute(simulator, circuit, shots, seed, options))
+        index, job, simulator.threads = message
+        conn.send((index, executor.execute(simulator, job.circuit, job.shots, job.seed, job.options)))
 
 
 class SimulationChild:
@@ -108,6 +117,8 @@ class SimulationChild:
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
+        self._next_check = 0.0
+        self._deadline = 0.0  # of the running job
 
     @property
     def pid(self) -> int | None:
@@ -155,58 +166,92 @@ class SimulationChild:
         self._process.join(5)
         self.kill()
 
-    def run(
+    def run_batch(
+        self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
+    ) -> Iterator[tuple[int, RunResult]]:
+        """Run the jobs one after another in the child, yielding (index, result) as each ends; never
+        raises for anything a circuit does. A job that crashes, hangs, blows its memory or is
+        aborted costs the child (a new one runs the rest); a job the worker skips before it
+        started answers ABORTED without running."""
+        unsent = collections.deque(range(len(jobs)))
+        running: int | None = None
+        while running is not None or unsent:
+            for index in [i for i in unsent if control.should_skip(i)]:
+                unsent.remove(index)
+                yield index, RunResult(Outcome.ABORTED)
+            if running is None:
+                running = self._start_next(jobs, unsent, threads, timeout, control)
+                continue
+            answer = self._answer(running, control)
+            if answer is None:
+                continue
+            running = None
+            if self._process is not None:  # the child waits: give it the next job before this one is recorded
+                running = self._start_next(jobs, unsent, threads, timeout, control)
+            yield answer
+
+    def _start_next(
         self,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        options: dict[str, Any] | None,
+        jobs: list[SimulationJob],
+        unsent: collections.deque[int],
+        threads: int,
         timeout: float,
-        should_abort: Callable[[], bool],
-        check_every: float = 0.2,
-    ) -> RunResult:
-        """Run one job in the child; never raises for anything the circuit does."""
+        control: RunControl,
+    ) -> int | None:
+        """Send the child the first job not to be skipped, starting a child if needed; its index."""
+        index = next((i for i in unsent if not control.should_skip(i)), None)
+        if index is None:
+            return None
         if self._process is None or not self._process.is_alive():
             self.kill()
             self.start()
-        assert self._conn is not None and self._process is not None
-        deadline = time.monotonic() + timeout
+        assert self._conn is not None
         try:
-            self._conn.send((circuit, shots, seed, options))
+            self._conn.send((index, jobs[index], threads))
         except (BrokenPipeError, OSError):
-            return self._crashed()
-        next_check = time.monotonic() + check_every
-        while True:
-            wait_for = min(MEMORY_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))
-            ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
-            if self._conn in ready:
-                try:
-                    result: RunResult = self._conn.recv()
-                except (EOFError, OSError):
-                    return self._crashed()
-                if result.memory_exceeded:
-                    self.kill()  # a MemoryError may have left the interpreter in a poor state
-                return result
-            if ready:  # the sentinel alone: the child died without answering
-                return self._crashed()
-            if self._resident_bytes() > self.max_rss_bytes:
-                logger.warning(
-                    "simulation process %s passed WORKER_MAX_MEMORY_MB=%d plus %d MiB; stopping it",
-                    self.pid,
-                    self.max_memory_mb,
-                    RSS_MARGIN_MB,
-                )
+            self.kill()  # the child is gone; the job was never started: the next call starts another
+            return None
+        unsent.remove(index)
+        self._deadline = time.monotonic() + timeout
+        control.started(index)
+        return index
+
+    def _answer(self, running: int, control: RunControl) -> tuple[int, RunResult] | None:
+        """Wait a moment for the running job: its answer, or why it was stopped; None if it still runs."""
+        assert self._conn is not None and self._process is not None
+        deadline = self._deadline
+        wait_for = min(MEMORY_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))
+        ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
+        if self._conn in ready:
+            try:
+                index, result = self._conn.recv()
+            except (EOFError, OSError):
+                return running, self._crashed()
+            if result.memory_exceeded:
+                self.kill()  # a MemoryError may have left the interpreter in a poor state
+            return index, result
+        if ready:  # the sentinel alone: the child died without answering
+            return running, self._crashed()
+        if self._resident_bytes() > self.max_rss_bytes:
+            logger.warning(
+                "simulation process %s passed WORKER_MAX_MEMORY_MB=%d plus %d MiB; stopping it",
+                self.pid,
+                self.max_memory_mb,
+                RSS_MARGIN_MB,
+            )
+            self.kill()
+            return running, RunResult(Outcome.ERROR, error=memory_limit_error(self.max_memory_mb))
+        now = time.monotonic()
+        if now >= deadline:
+            self.kill()
+            return running, RunResult(Outcome.TIMEOUT)
+        if now >= self._next_check:
+            self._next_check = now + CHECK_SECONDS
+            control.tick()
+            if control.should_abort(running):
                 self.kill()
-                return RunResult(Outcome.ERROR, error=memory_limit_error(self.max_memory_mb))
-            now = time.monotonic()
-            if now >= deadline:
-                self.kill()
-                return RunResult(Outcome.TIMEOUT)
-            if now >= next_check:
-                next_check = now + check_every
-                if should_abort():
-                    self.kill()
-                    return RunResult(Outcome.ABORTED)
+                return running, RunResult(Outcome.ABORTED)
+        return None
 
     def _resident_bytes(self) -> int:
         try:

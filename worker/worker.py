@@ -9,18 +9,20 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.config import Settings
 from shared.errors import StoreError
-from shared.models import Claim
+from shared.models import Claim, Finish
 from shared.store import Store
+from worker.chunk import Chunk, ChunkPolicy
 from worker.circuit_limits import CircuitLimits
+from worker.claim_size import ClaimSizer, simulator_threads
 from worker.housekeeping import Housekeeper
-from worker.lease import HeldLease, LeaseKeeper
-from worker.results import Outcome, RunResult
+from worker.lease import LeaseKeeper
+from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.sandbox import SimulationChild
 
 logger = logging.getLogger(__name__)
@@ -35,25 +37,19 @@ def new_worker_id() -> str:
 
 
 class Simulation(Protocol):
-    """What runs a task's circuit for the worker: `worker.sandbox.SimulationChild` in production."""
+    """What runs the claimed tasks' circuits for the worker: `worker.sandbox.SimulationChild` in production."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
 
-    def run(
-        self,
-        circuit: str,
-        shots: int,
-        seed: int | None,
-        options: dict[str, Any] | None,
-        timeout: float,
-        should_abort: Callable[[], bool],
-    ) -> RunResult: ...
+    def run_batch(
+        self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
+    ) -> Iterator[tuple[int, RunResult]]: ...
 
 
 class Worker:
-    """Claims tasks one at a time and runs each in a warm simulation child."""
+    """Claims tasks (several at once when the queue is deep) and runs them in a warm simulation child."""
 
     def __init__(
         self, settings: Settings, store: Store, worker_id: str | None = None, child: Simulation | None = None
@@ -74,7 +70,15 @@ class Worker:
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
-        self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self.leases.task_id)
+        self._chunk: Chunk | None = None
+        self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self._task_in_hand)
+        self.claims = ClaimSizer(settings.max_claim_tasks)
+        self.policy = ChunkPolicy(
+            stopping=self._stopping.is_set,
+            past_grace=self._past_grace,
+            others_alive=lambda: self.housekeeper.workers_alive > 1,
+            task_timeout_seconds=settings.task_timeout_seconds,
+        )
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Signal handler: only set a flag; the loop does the rest."""
@@ -103,18 +107,18 @@ class Worker:
         try:
             while not self._stopping.is_set() and (max_tasks is None or handled < max_tasks):
                 try:
-                    claim = self._next_claim()
+                    claims = self._claim(max_tasks - handled if max_tasks is not None else None)
                 except StoreError as error:
                     logger.warning("database unavailable, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
                     self._stopping.wait(STORE_RETRY_SECONDS)
                     continue
-                if claim is None:
+                if not claims:
                     if burst:
                         break
                     self._idle()
                     continue
-                self._process(claim)
-                handled += 1
+                self._process(claims)
+                handled += len(claims)
         finally:
             self.leases.stop()
             self.housekeeper.stop()
@@ -130,61 +134,42 @@ class Worker:
         # long a SIGTERM waits on an idle worker.
         self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
 
-    def _next_claim(self) -> Claim | None:
-        if not self.store.has_work():
-            return None
-        return self.store.claim_next(self.worker_id, time.time(), self.settings.lease_seconds)
+    def _claim(self, at_most: int | None) -> list[Claim]:
+        depth = self.store.queue_depth()
+        if depth == 0:
+            return []
+        size = self.claims.size(depth, self.housekeeper.workers_alive)
+        if at_most is not None:
+            size = min(size, at_most)
+        return self.store.claim(self.worker_id, time.time(), self.settings.lease_seconds, size)
 
-    def _process(self, claim: Claim) -> None:
-        started = time.monotonic()
-        waited_ms = (time.time() - claim.created_at) * 1000
-        logger.info(
-            "task %s pending: claimed by %s (attempt %d, waited %.1f ms)",
-            claim.task_id,
-            self.worker_id,
-            claim.attempt,
-            waited_ms,
-        )
-        held = self.leases.hold(claim)
+    def _process(self, claims: list[Claim]) -> None:
+        now = time.time()
+        for claim in claims:
+            logger.info(
+                "task %s pending: claimed by %s (attempt %d, waited %.1f ms, %d in this claim)",
+                claim.task_id,
+                self.worker_id,
+                claim.attempt,
+                (now - claim.created_at) * 1000,
+                len(claims),
+            )
+        held = self.leases.hold_all(claims)
+        chunk = self._chunk = Chunk(claims, held, self.policy, self._write)
+        jobs = [SimulationJob(claim.circuit, claim.shots, claim.seed, claim.options) for claim in claims]
+        threads = simulator_threads(self.settings.simulator_threads, self.housekeeper.workers_here)
         try:
-            result = self.child.run(
-                claim.circuit,
-                claim.shots,
-                claim.seed,
-                claim.options,
-                timeout=self.settings.task_timeout_seconds,
-                should_abort=lambda: held.should_stop() or self._past_grace(),
-            )
+            for index, result in self.child.run_batch(jobs, threads, self.settings.task_timeout_seconds, chunk):
+                chunk.finished(index, result, self._limit_error)
+            chunk.flush()
         finally:
+            self._chunk = None
             self.leases.drop()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        self._record(claim, result, elapsed_ms, held)
+        self.claims.observe(chunk.run_seconds)
 
-    def _record(self, claim: Claim, result: RunResult, elapsed_ms: float, held: HeldLease) -> None:
-        task_id = claim.task_id
-        if result.outcome is Outcome.ABORTED and held.cancel_requested.is_set():
-            written = self._write(lambda: self.store.mark_cancelled(claim, self.worker_id, time.time()))
-            state, error = "cancelled", ""
-        elif result.outcome is Outcome.ABORTED and not held.lost.is_set():
-            released = self._write(lambda: self.store.release(claim, self.worker_id))
-            logger.info("task %s submitted: returned to the queue at shutdown (released=%s)", task_id, released)
-            return
-        elif result.outcome is Outcome.COUNTS:
-            written = self._write(
-                lambda: self.store.complete(
-                    claim, self.worker_id, result.counts, time.time(), result.details, result.output
-                )
-            )
-            state, error = "completed", ""
-        else:
-            error = result.error or self._limit_error(result.outcome)
-            written = self._write(lambda: self.store.fail(claim, self.worker_id, error, time.time(), result.details))
-            state = "failed"
-        if written:
-            suffix = f": {error}" if error else ""
-            logger.info("task %s %s in %.1f ms%s", task_id, state, elapsed_ms, suffix)
-        else:
-            logger.warning("task %s: result discarded, this worker lost its lease to another worker", task_id)
+    def _task_in_hand(self) -> str | None:
+        chunk = self._chunk
+        return chunk.running_task() if chunk is not None else None
 
     def _limit_error(self, outcome: Outcome) -> str:
         if outcome is Outcome.TIMEOUT:
@@ -192,16 +177,17 @@ class Worker:
             return f"TimeoutError: the simulation ran longer than TASK_TIMEOUT_SECONDS={limit:g} s and was stopped"
         return "WorkerLost: the simulation was stopped because this worker lost the task's lease"
 
-    def _write(self, write: Callable[[], bool]) -> bool:
+    def _write(self, finishes: list[Finish]) -> list[bool]:
         # A result is worth retrying for: the simulation may have taken minutes. Keep trying while
-        # the database is busy; give up if the lease is gone (the write returns False) or a
-        # shutdown's grace has run out (the lease then expires and another worker runs the task).
+        # the database is busy; give up if a shutdown's grace has run out (the leases then expire
+        # and other workers run the tasks). Each write is refused, and says so, if its lease is gone.
+        self.leases.drop([finish.claim.task_id for finish in finishes])
         while True:
             try:
-                return write()
+                return self.store.finish(self.worker_id, finishes)
             except StoreError as error:
                 if self._past_grace():
-                    logger.warning("database write failed at shutdown, leaving the task to its lease: %s", error)
-                    return False
+                    logger.warning("database write failed at shutdown, leaving the tasks to their leases: %s", error)
+                    return [False] * len(finishes)
                 logger.warning("database write failed, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
                 time.sleep(STORE_RETRY_SECONDS)
