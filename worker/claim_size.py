@@ -8,7 +8,7 @@ import os
 # A claim holds about this much expected work: enough quick tasks that a claim, a commit and a
 # pipe round trip are shared by many, and little enough that the queue's tail stays shared
 # between the workers.
-CLAIM_WINDOW_SECONDS = 0.05
+CLAIM_WINDOW_SECONDS = 0.1
 # How fast the estimate of a task's run time follows the latest tasks.
 SMOOTHING = 0.2
 

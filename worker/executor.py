@@ -65,6 +65,10 @@ def _undefined_gates(circuit: QuantumCircuit, native: frozenset[str]) -> set[str
     return undefined
 
 
+# Aer's own statevector_parallel_threshold: below it a state update runs on one thread.
+PARALLEL_QUBITS = 14
+
+
 class Simulator:
     """One AerSimulator and one unrolling pass manager, built once per child process."""
 
@@ -143,7 +147,11 @@ class Simulator:
     def _run(self, circuit: QuantumCircuit, seed: int | None, job: Job, method: str, options: dict[str, Any]) -> Any:
         if seed is not None:
             options["seed_simulator"] = seed
-        if self.threads:
+        if circuit.num_qubits < PARALLEL_QUBITS and job.sweep.points == 1 and job.noise is None:
+            # Aer would not split so small a state between threads anyway, but its OpenMP threads
+            # would spin after each run, taking the cores of the API and the other workers.
+            options["max_parallel_threads"] = 1
+        elif self.threads:
             options["max_parallel_threads"] = self.threads
         if method != "automatic":
             options["method"] = method

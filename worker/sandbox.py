@@ -86,9 +86,6 @@ def _child_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     _log_one_line_per_event()
-    # Aer's OpenMP threads would otherwise spin for a while after each parallel region, taking a
-    # core from the other workers between short simulations. Read when OpenMP loads: before qiskit.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from worker import executor
 
     simulator = executor.Simulator(max_memory_mb, threads, limits)
