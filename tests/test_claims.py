@@ -52,7 +52,9 @@ def claims(worker: Service) -> list[list[str]]:
 
 def claimed_with(worker: Service, slow: str) -> list[str]:
     """Wait until the worker has claimed the slow task; the quick tasks it claimed with it (at least two)."""
-    claim = wait_for(lambda: next((c for c in claims(worker) if slow in c), None), 30, f"{worker.name} to claim {slow}")
+    claim: list[str] = wait_for(
+        lambda: next((c for c in claims(worker) if slow in c), []), 30, f"{worker.name} to claim {slow}"
+    )
     assert claim[0] == slow and len(claim) >= 3, f"the slow task was claimed with too few others: {claim}"
     return claim[1:]
 
