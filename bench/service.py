@@ -9,6 +9,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,10 @@ class ServiceBench:
 
         Also records in self.cpu_ms_per_task how much CPU each role of the service spent per task.
         """
-        roles = self.processes()
-        before = {role: sum(map(_cpu_seconds, pids)) for role, pids in roles.items()}
-
-        client_before = time.process_time()
         done = (count // CLIENT_THREADS) * CLIENT_THREADS
-        elapsed = self.complete_all([{"circuit": circuit, "shots": shots}] * done)
-        self.cpu_ms_per_task = {
-            role: (sum(map(_cpu_seconds, pids)) - before[role]) / done * 1000 for role, pids in roles.items()
-        }
-        self.cpu_ms_per_task["benchmark client"] = (time.process_time() - client_before) / done * 1000
+        with cpu_by_role(self, done) as cpu:
+            elapsed = self.complete_all([{"circuit": circuit, "shots": shots}] * done)
+        self.cpu_ms_per_task = cpu.result
         return done / elapsed
 
     def complete_all(self, payloads: list[dict[str, Any]]) -> float:
@@ -174,6 +169,24 @@ class ServiceBench:
                     }
                 )
         return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+
+
+class CpuPerTask:
+    """Filled in when the `cpu_by_role` block ends: CPU ms per task by role."""
+
+    result: dict[str, float]
+
+
+@contextlib.contextmanager
+def cpu_by_role(bench: ServiceBench, tasks: int) -> Iterator[CpuPerTask]:
+    """How much CPU each role of the service (and this benchmark's client) spent per task in the block."""
+    roles = bench.processes()
+    before = {role: sum(map(_cpu_seconds, pids)) for role, pids in roles.items()}
+    client_before = time.process_time()
+    cpu = CpuPerTask()
+    yield cpu
+    cpu.result = {role: (sum(map(_cpu_seconds, pids)) - before[role]) / tasks * 1000 for role, pids in roles.items()}
+    cpu.result["benchmark client"] = (time.process_time() - client_before) / tasks * 1000
 
 
 def _cpu_seconds(pid: int) -> float:

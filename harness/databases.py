@@ -61,6 +61,19 @@ class FreshDatabase:
         finally:
             lite.close()
 
+    def execute(self, statement: str) -> None:
+        """Run one statement (no parameters) and commit it."""
+        if self.backend == "postgres":
+            with psycopg.connect(self.url) as conn:
+                conn.execute(statement.encode())  # bytes: a `%` in it is not a placeholder
+            return
+        lite = sqlite3.connect(self.path)
+        try:
+            with lite:
+                lite.execute(statement)
+        finally:
+            lite.close()
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold a lock that keeps every writer out until the block ends."""
