@@ -1,0 +1,358 @@
+"""The `qtq` command: submit circuits, wait for them, read, list and cancel tasks, run batches.
+
+Human output by default (counts as a table, with a bar per outcome when stdout is a terminal);
+`--json` prints one line of JSON and nothing else. Errors go to stderr; the exit status says
+what happened (see EPILOG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qtq import display
+from qtq._http import DEFAULT_URL
+from qtq._protocol import Deadline
+from qtq.client import Client
+from qtq.errors import (
+    APIError,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationError,
+    WaitTimeout,
+)
+from qtq.task import Task
+
+OK, TASK_FAILED, USAGE, NOT_FOUND, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4, 5
+METHODS = ("automatic", "statevector", "density_matrix", "stabilizer", "matrix_product_state", "extended_stabilizer")
+STATES = ("submitted", "pending", "completed", "failed", "cancelled")
+
+DESCRIPTION = (
+    "Submit OpenQASM circuits to a Quantum Task Queue service, wait for them and read their counts. "
+    "Output is for people (counts as a table, with a bar per outcome on a terminal); --json prints "
+    "the service's JSON on one line instead."
+)
+EPILOG = f"""environment:
+  QTQ_URL      the service (default {DEFAULT_URL}); --url overrides it
+  QTQ_API_KEY  sent as "Authorization: Bearer KEY"; --api-key overrides it
+
+exit status:
+  0  success
+  1  a task failed or was cancelled (its error is on stderr)
+  2  bad arguments, or the service refused the request (422, 409, 413)
+  3  no task or batch has this id (404)
+  4  the service could not be reached, stayed unavailable after retries, or refused the API key
+  5  --timeout ran out before the tasks were finished
+"""
+
+
+# -- argument types ---------------------------------------------------------------------------
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def parameter(text: str) -> tuple[str, int | float | list[int | float]]:
+    """`theta=0.5` (one value) or `theta=0,0.5,1.0` (a sweep over the values; `theta=0.5,` is a one-point sweep)."""
+    name, equals, values = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE or NAME=V1,V2,...")
+    try:
+        if "," not in values:
+            return name, _number(values)
+        return name, [_number(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the values must be numbers") from None
+
+
+def tag(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE")
+    return key, value
+
+
+def observable(text: str) -> Any:
+    """`ZZ`, or a weighted sum as JSON: `[["ZZ", 0.5], ["XX", 0.5]]`."""
+    if not text.lstrip().startswith("["):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: not valid JSON ({error})") from None
+
+
+def json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a JSON object")
+    return value
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    # On the main parser and on every sub-command, so `qtq --json get ID` and `qtq get ID --json`
+    # both work; the sub-commands' copies default to SUPPRESS so they never undo the main one's.
+    parser.add_argument("--url", default=default, help=f"the service's URL (default: QTQ_URL, else {DEFAULT_URL})")
+    parser.add_argument("--api-key", default=default, help="API key (default: QTQ_API_KEY)")
+    parser.add_argument("--json", action="store_true", default=default or False, help="print JSON only")
+
+
+def _wait_options(parser: argparse.ArgumentParser, wait_flag: bool) -> None:
+    if wait_flag:
+        parser.add_argument("--wait", action="store_true", help="wait until finished (long-poll)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after this long (exit 5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qtq", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _connection_options(parser, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_options(common, argparse.SUPPRESS)
+
+    def command(name: str, summary: str, run: Callable[[argparse.Namespace, Client], int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            parents=[common],
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    submit = command("submit", "Submit one circuit; print its task id (or its counts, with --wait).", run_submit)
+    submit.add_argument("file", metavar="FILE", help="an OpenQASM 3 or 2 file, or - for stdin")
+    submit.add_argument("--shots", type=int, help="shots (the service's default: 1024)")
+    submit.add_argument("--seed", type=int, help="simulator seed: the same seed gives the same counts")
+    submit.add_argument(
+        "--param",
+        type=parameter,
+        action="append",
+        metavar="NAME=V[,V...]",
+        help="a value for an `input float NAME;`; several comma-separated values make a sweep",
+    )
+    submit.add_argument(
+        "--observable", type=observable, action="append", help="a Pauli string (ZZ) whose expectation value to compute"
+    )
+    submit.add_argument("--memory", action="store_true", default=None, help="also return every shot's outcome")
+    submit.add_argument("--method", choices=METHODS, help="Aer's simulation method")
+    submit.add_argument("--noise", type=json_object, metavar="JSON", help="e.g. '{\"depolarizing_2q\": 0.01}'")
+    submit.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="label the task (repeatable)")
+    _wait_options(submit, True)
+
+    get = command("get", "Show a task: its state and its counts or error.", run_get)
+    get.add_argument("task_id", metavar="ID")
+    _wait_options(get, True)
+
+    wait = command("wait", "Wait until every task given is finished, and show each.", run_wait)
+    wait.add_argument("task_ids", metavar="ID", nargs="+")
+    _wait_options(wait, False)
+
+    listing = command("list", "List tasks, newest first.", run_list)
+    listing.add_argument("--status", choices=STATES, help="only tasks in this state")
+    listing.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="only tasks with this tag")
+    listing.add_argument("--batch", metavar="BATCH_ID", help="only the tasks of this batch")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many tasks; 0 for all (default 50)")
+
+    cancel = command("cancel", "Cancel a task that has not finished.", run_cancel)
+    cancel.add_argument("task_id", metavar="ID")
+
+    batch = command("batch", "Submit several circuit files as one batch (a progress bar with --wait).", run_batch)
+    batch.add_argument("files", metavar="FILE", nargs="+", help="OpenQASM files, in order (- for stdin, once)")
+    batch.add_argument("--shots", type=int, help="shots for every task")
+    batch.add_argument("--seed", type=int, help="simulator seed for every task")
+    batch.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="label the batch (repeatable)")
+    _wait_options(batch, True)
+    return parser
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def emit_json(value: Any) -> None:
+    """One line of JSON: control characters in strings are escaped by json.dumps."""
+    print(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def emit_lines(lines: Sequence[str]) -> None:
+    print("\n".join(lines))
+
+
+def report_failures(tasks: Sequence[Task], labels: Sequence[str] | None = None) -> int:
+    """Each failed or cancelled task's error on stderr; the exit status."""
+    failed = 0
+    for index, task in enumerate(tasks):
+        if task.status in ("failed", "cancelled"):
+            failed += 1
+            what = f"{labels[index]} (task {task.id})" if labels else f"task {task.id}"
+            print(f"qtq: {what} {task.status}: {task.error or task.status}", file=sys.stderr)
+    return TASK_FAILED if failed else OK
+
+
+def show_tasks(args: argparse.Namespace, tasks: Sequence[Task], single: bool) -> int:
+    if args.json:
+        emit_json(tasks[0].data if single else [task.data for task in tasks])
+    else:
+        bars = sys.stdout.isatty()
+        blocks = ["\n".join(display.task_lines(task, bars)) for task in tasks]
+        print("\n\n".join(blocks))
+    return report_failures(tasks)
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+
+def read_circuit(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    return Path(name).read_text(encoding="utf-8")
+
+
+def run_submit(args: argparse.Namespace, client: Client) -> int:
+    task = client.submit(
+        read_circuit(args.file),
+        shots=args.shots,
+        seed=args.seed,
+        parameters=dict(args.param) if args.param else None,
+        observables=args.observable,
+        memory=args.memory,
+        method=args.method,
+        noise=args.noise,
+        tags=dict(args.tag) if args.tag else None,
+    )
+    if args.wait:
+        return show_tasks(args, [task.wait(args.timeout)], single=True)
+    if args.json:
+        emit_json(task.data)
+    else:
+        print(task.id)
+    return OK
+
+
+def run_get(args: argparse.Namespace, client: Client) -> int:
+    task = client.get(args.task_id)
+    if args.wait:
+        task.wait(args.timeout)
+    return show_tasks(args, [task], single=True)
+
+
+def run_wait(args: argparse.Namespace, client: Client) -> int:
+    # One deadline for all: --timeout bounds the whole command, not each task.
+    deadline = Deadline(args.timeout)
+    tasks = []
+    for task_id in args.task_ids:
+        remaining = None if args.timeout is None else deadline.next_wait(float("inf"))
+        tasks.append(client.get(task_id).wait(remaining))
+    return show_tasks(args, tasks, single=False)
+
+
+def run_list(args: argparse.Namespace, client: Client) -> int:
+    tags = [f"{key}:{value}" for key, value in args.tag or []]
+    page_size = min(args.limit, 500) if args.limit > 0 else 500
+    tasks = []
+    for task in client.list(status=args.status, tag=tags, batch_id=args.batch, page_size=page_size):
+        tasks.append(task)
+        if len(tasks) == args.limit:
+            break
+    if args.json:
+        emit_json([task.data for task in tasks])
+    else:
+        emit_lines([display.summary_line(task) for task in tasks])
+    return OK
+
+
+def run_cancel(args: argparse.Namespace, client: Client) -> int:
+    task = client.cancel(args.task_id)
+    if args.json:
+        emit_json(task.data)
+    elif task.status == "cancelled":
+        print(f"{task.id} cancelled")
+    else:
+        print(f"{task.id} cancel requested: it is running; its worker stops it within about a second")
+    return OK
+
+
+def run_batch(args: argparse.Namespace, client: Client) -> int:
+    if args.files.count("-") > 1:
+        raise ValueError("stdin (-) can be given only once")
+    circuits = [read_circuit(name) for name in args.files]
+    batch = client.submit_batch(circuits, shots=args.shots, seed=args.seed, tags=dict(args.tag) if args.tag else None)
+    task_ids = batch.task_ids or []
+    if not args.wait:
+        if args.json:
+            emit_json({"batch_id": batch.id, "task_ids": task_ids})
+        else:
+            emit_lines(
+                [
+                    f"batch {batch.id}",
+                    *(f"{name}  {task_id}" for name, task_id in zip(args.files, task_ids, strict=True)),
+                ]
+            )
+        return OK
+    batch.wait(args.timeout, progress=True)
+    tasks = list(batch.tasks())
+    if args.json:
+        state = batch.state
+        emit_json({"batch_id": batch.id, "states": state.states if state else {}, "tasks": [t.data for t in tasks]})
+    else:
+        width = max(len(name) for name in args.files)
+        lines = [f"batch {batch.id}"]
+        lines += [display.summary_line(task, f"{name:<{width}}") for name, task in zip(args.files, tasks, strict=True)]
+        emit_lines(lines)
+    return report_failures(tasks, args.files)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def fail(status: int, message: str) -> int:
+    print(f"qtq: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; the exit status is returned (see EPILOG)."""
+    args = build_parser().parse_args(argv)
+    try:
+        with Client(args.url, args.api_key) as client:
+            status: int = args.run(args, client)
+            return status
+    except ValidationError as error:
+        for message in error.messages:
+            print(f"qtq: refused: {message}", file=sys.stderr)
+        return USAGE
+    except NotFound as error:
+        return fail(NOT_FOUND, f"not found: {error.detail}")
+    except Conflict as error:
+        return fail(USAGE, f"refused: {error.detail}")
+    except (ConnectionFailed, ServiceUnavailable, Unauthorized) as error:
+        return fail(UNAVAILABLE, str(error))
+    except APIError as error:
+        return fail(USAGE if 400 <= error.status_code < 500 else UNAVAILABLE, str(error))
+    except WaitTimeout as error:
+        return fail(TIMED_OUT, str(error))
+    except (OSError, ValueError) as error:
+        return fail(USAGE, str(error))
+    except KeyboardInterrupt:
+        return 130
