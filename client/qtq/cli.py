@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qtq import display
-from qtq._http import DEFAULT_URL
+from qtq._http import DEFAULT_URL, Retry
 from qtq._protocol import Deadline
 from qtq.client import Client
 from qtq.errors import (
@@ -34,11 +34,10 @@ OK, TASK_FAILED, USAGE, NOT_FOUND, UNAVAILABLE, TIMED_OUT = 0, 1, 2, 3, 4, 5
 METHODS = ("automatic", "statevector", "density_matrix", "stabilizer", "matrix_product_state", "extended_stabilizer")
 STATES = ("submitted", "pending", "completed", "failed", "cancelled")
 
-DESCRIPTION = (
-    "Submit OpenQASM circuits to a Quantum Task Queue service, wait for them and read their counts. "
-    "Output is for people (counts as a table, with a bar per outcome on a terminal); --json prints "
-    "the service's JSON on one line instead."
-)
+DESCRIPTION = """\
+Submit OpenQASM circuits to a Quantum Task Queue service, wait for them and read their counts.
+Output is for people (counts as a table, with a bar per outcome on a terminal); --json prints
+the service's JSON on one line instead."""
 EPILOG = f"""environment:
   QTQ_URL      the service (default {DEFAULT_URL}); --url overrides it
   QTQ_API_KEY  sent as "Authorization: Bearer KEY"; --api-key overrides it
@@ -112,6 +111,13 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--url", default=default, help=f"the service's URL (default: QTQ_URL, else {DEFAULT_URL})")
     parser.add_argument("--api-key", default=default, help="API key (default: QTQ_API_KEY)")
     parser.add_argument("--json", action="store_true", default=default or False, help="print JSON only")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=default,
+        metavar="N",
+        help=f"retries on connection errors, 503 and 429 (default {Retry.retries})",
+    )
 
 
 def _wait_options(parser: argparse.ArgumentParser, wait_flag: bool) -> None:
@@ -143,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = command("submit", "Submit one circuit; print its task id (or its counts, with --wait).", run_submit)
     submit.add_argument("file", metavar="FILE", help="an OpenQASM 3 or 2 file, or - for stdin")
-    submit.add_argument("--shots", type=int, help="shots (the service's default: 1024)")
-    submit.add_argument("--seed", type=int, help="simulator seed: the same seed gives the same counts")
+    submit.add_argument("--shots", type=int, metavar="N", help="shots (the service's default: 1024)")
+    submit.add_argument("--seed", type=int, metavar="N", help="simulator seed: the same seed gives the same counts")
     submit.add_argument(
         "--param",
         type=parameter,
@@ -153,10 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a value for an `input float NAME;`; several comma-separated values make a sweep",
     )
     submit.add_argument(
-        "--observable", type=observable, action="append", help="a Pauli string (ZZ) whose expectation value to compute"
+        "--observable",
+        type=observable,
+        action="append",
+        metavar="PAULI",
+        help='a Pauli string (ZZ) whose expectation value to compute, or a JSON sum: [["ZZ", 0.5], ["XX", 0.5]]',
     )
     submit.add_argument("--memory", action="store_true", default=None, help="also return every shot's outcome")
-    submit.add_argument("--method", choices=METHODS, help="Aer's simulation method")
+    submit.add_argument(
+        "--method", choices=METHODS, metavar="METHOD", help="Aer's simulation method: " + ", ".join(METHODS)
+    )
     submit.add_argument("--noise", type=json_object, metavar="JSON", help="e.g. '{\"depolarizing_2q\": 0.01}'")
     submit.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="label the task (repeatable)")
     _wait_options(submit, True)
@@ -170,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(wait, False)
 
     listing = command("list", "List tasks, newest first.", run_list)
-    listing.add_argument("--status", choices=STATES, help="only tasks in this state")
+    listing.add_argument(
+        "--status", choices=STATES, metavar="STATE", help="only tasks in this state: " + ", ".join(STATES)
+    )
     listing.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="only tasks with this tag")
     listing.add_argument("--batch", metavar="BATCH_ID", help="only the tasks of this batch")
     listing.add_argument("--limit", type=int, default=50, help="at most this many tasks; 0 for all (default 50)")
@@ -180,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = command("batch", "Submit several circuit files as one batch (a progress bar with --wait).", run_batch)
     batch.add_argument("files", metavar="FILE", nargs="+", help="OpenQASM files, in order (- for stdin, once)")
-    batch.add_argument("--shots", type=int, help="shots for every task")
-    batch.add_argument("--seed", type=int, help="simulator seed for every task")
+    batch.add_argument("--shots", type=int, metavar="N", help="shots for every task")
+    batch.add_argument("--seed", type=int, metavar="N", help="simulator seed for every task")
     batch.add_argument("--tag", type=tag, action="append", metavar="KEY=VALUE", help="label the batch (repeatable)")
     _wait_options(batch, True)
     return parser
@@ -335,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; the exit status is returned (see EPILOG)."""
     args = build_parser().parse_args(argv)
     try:
-        with Client(args.url, args.api_key) as client:
+        retries = args.retries if args.retries is not None else Retry.retries
+        with Client(args.url, args.api_key, retries=retries) as client:
             status: int = args.run(args, client)
             return status
     except ValidationError as error:
