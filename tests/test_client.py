@@ -451,3 +451,27 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now) == pytest.approx(10, abs=1)
     assert parse_retry_after(email.utils.formatdate(now - 10, usegmt=True), now) == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+@pytest.mark.database_independent
+def test_the_progress_bar_is_off_on_a_pipe_and_on_in_a_notebook(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from qtq import progress
+
+    with progress.ProgressBar(True, "batch") as bar:  # stderr is a pipe here
+        bar.update(1, 2)
+        bar.update(2, 2)
+        assert not bar.shown
+    assert capfd.readouterr() == ("", "")
+    # In Jupyter stderr is no terminal either, but the notebook shows the bar (here without
+    # ipywidgets: tqdm's text bar, which a notebook draws as it is).
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    with progress.ProgressBar(True, "batch") as bar:
+        bar.update(2, 2, failed=1)
+        assert bar.shown
+    shown = capfd.readouterr().err
+    assert "batch: 100%" in shown and "2/2" in shown and "failed=1" in shown
+    with progress.ProgressBar(False, "batch") as bar:
+        bar.update(1, 2)
+    assert capfd.readouterr() == ("", "")

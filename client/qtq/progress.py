@@ -25,12 +25,13 @@ def in_notebook() -> bool:
 
 def _make_bar(total: int, description: str) -> Any:
     if in_notebook():
-        try:
-            from tqdm.notebook import tqdm as widget_bar
+        from tqdm import notebook
 
-            return widget_bar(total=total, desc=description, unit="task")
-        except ImportError:  # no ipywidgets: the text bar, which a notebook shows as it is
-            return text_bar(total=total, desc=description, unit="task", file=sys.stderr, disable=False)
+        # Without ipywidgets tqdm's widget cannot be made (and a half-made one complains when it
+        # is collected): the text bar then, which a notebook shows as it is.
+        if notebook.IProgress is not None:
+            return notebook.tqdm(total=total, desc=description, unit="task")
+        return text_bar(total=total, desc=description, unit="task", file=sys.stderr, disable=False)
     return text_bar(total=total, desc=description, unit="task", file=sys.stderr, disable=None)
 
 
