@@ -33,8 +33,8 @@ SLOW = (
     'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
     "for int i in [1:200000] { x q[0]; }\nc[0] = measure q[0];\n"
 )
-# Anything below a space but the newline that ends a line: carriage returns, escapes, backspaces.
-CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+# C0 and C1 control characters but the newline that ends a line: carriage returns, escapes, CSI.
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def qtq(*args: str, url: str, stdin: str | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -222,3 +222,13 @@ def test_help_names_every_command_and_the_exit_statuses() -> None:
         sub = qtq(command, "--help", url="http://127.0.0.1:1")
         assert sub.returncode == 0 and "exit status:" in sub.stdout
     assert "exit status:\n  0  success\n  1  a task failed" in done.stdout
+
+
+def test_control_characters_from_a_task_are_escaped_never_sent_to_the_terminal(base_url: str, files: Path) -> None:
+    run = uuid.uuid4().hex[:12]
+    hostile = "\x1b[2J\x9b31m\nline"
+    task_id = qtq("submit", str(files / "one.qasm"), "--tag", f"run={run}", "--tag", f"note={hostile}", url=base_url)
+    listed = qtq("list", "--tag", f"run={run}", url=base_url)  # qtq() fails on any control character
+    assert "note=\\x1b[2J\\x9b31m\\x0aline" in listed.stdout
+    as_json = qtq("get", task_id.stdout.strip(), "--json", url=base_url)
+    assert json.loads(as_json.stdout)["tags"]["note"] == hostile and as_json.stdout.isascii()

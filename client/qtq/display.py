@@ -3,13 +3,22 @@ as lines. Plain text only: no colour and no control characters, so a pipe gets t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from qtq.task import Counts, TaskView
 
+# C0 and C1 control characters and DEL: text from a task (tags, errors) may hold any of them, and a
+# terminal would obey an escape sequence.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # As the dashboard: the most frequent outcomes, then the rest summed in one row.
 TOP_OUTCOMES = 16
 BAR_WIDTH = 40
+
+
+def printable(line: str) -> str:
+    """The line with every control character written as an escape (`\\x1b`), newlines included."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", line)
 
 
 def counts_table(counts: Counts, bars: bool, indent: str = "") -> list[str]:
