@@ -4,6 +4,7 @@ with no control characters; a pseudo-terminal gets the bars."""
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import math
@@ -18,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from qtq.cli import EPILOG, build_parser
 
 from tests.services import BELL_QASM3
 
@@ -214,14 +216,17 @@ def test_a_terminal_gets_bars_and_a_progress_bar(base_url: str, files: Path) -> 
 
 
 @pytest.mark.database_independent
-def test_help_names_every_command_and_the_exit_statuses() -> None:
-    done = qtq("--help", url="http://127.0.0.1:1")
+def test_help_names_every_command_and_each_commands_help_gives_the_exit_statuses() -> None:
+    done = qtq("--help", url="http://127.0.0.1:1")  # the README shows this output (test_readme)
     assert done.returncode == 0
-    for command in ("submit", "get", "wait", "list", "cancel", "batch"):
+    commands = ("submit", "get", "wait", "list", "cancel", "batch")
+    for command in commands:
         assert re.search(rf"^    {command} +\S", done.stdout, re.MULTILINE), command
-        sub = qtq(command, "--help", url="http://127.0.0.1:1")
-        assert sub.returncode == 0 and "exit status:" in sub.stdout
     assert "exit status:\n  0  success\n  1  a task failed" in done.stdout
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert tuple(subparsers.choices) == commands
+    for sub in subparsers.choices.values():
+        assert sub.format_help().endswith(EPILOG)
 
 
 def test_control_characters_from_a_task_are_escaped_never_sent_to_the_terminal(base_url: str, files: Path) -> None:
