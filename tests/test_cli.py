@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from qtq import Client
 from qtq.cli import EPILOG, build_parser
 
 from tests.services import BELL_QASM3
@@ -123,12 +124,8 @@ def test_errors_exit_with_their_status(base_url: str, files: Path) -> None:
 
 def test_list_filters_by_tag(base_url: str, files: Path) -> None:
     run = uuid.uuid4().hex[:12]
-    ids = [
-        qtq(
-            "submit", str(files / "one.qasm"), "--shots", "1", "--tag", f"run={run}", "--tag", f"i={i}", url=base_url
-        ).stdout.strip()
-        for i in range(3)
-    ]
+    with Client(base_url) as client:  # setting up: the client is quicker than three processes
+        ids = [client.submit(ONE, shots=1, tags={"run": run, "i": str(i)}).id for i in range(3)]
     listed = qtq("list", "--tag", f"run={run}", "--json", url=base_url)
     assert [item["task_id"] for item in json.loads(listed.stdout)] == ids[::-1]
     one = qtq("list", "--tag", f"run={run}", "--tag", "i=1", url=base_url)
@@ -171,7 +168,9 @@ def test_a_sweep_with_an_observable(base_url: str, files: Path) -> None:
 
 
 def test_cancel_then_wait_exits_1_and_a_finished_task_cannot_be_cancelled(base_url: str, files: Path) -> None:
-    task_id = qtq("submit", str(files / "slow.qasm"), "--shots", "1", url=base_url).stdout.strip()
+    with Client(base_url) as client:
+        task_id = client.submit(SLOW, shots=1).id
+        finished = client.submit(ONE, shots=1).wait(timeout=60).id
     timed_out = qtq("wait", task_id, "--timeout", "0.2", url=base_url)
     assert timed_out.returncode == 5 and "is still" in timed_out.stderr
     cancelled = qtq("cancel", task_id, url=base_url)
@@ -179,7 +178,6 @@ def test_cancel_then_wait_exits_1_and_a_finished_task_cannot_be_cancelled(base_u
     waited = qtq("wait", task_id, "--timeout", "30", url=base_url)
     assert waited.returncode == 1 and waited.stderr == f"qtq: task {task_id} cancelled: cancelled\n"
     assert qtq("cancel", task_id, url=base_url).returncode == 0  # already cancelled: nothing to do
-    finished = qtq("submit", str(files / "one.qasm"), "--shots", "1", "--wait", url=base_url).stdout.split()[0]
     late = qtq("cancel", finished, url=base_url)
     assert late.returncode == 2 and late.stderr == "qtq: refused: Task is already completed\n"
 
