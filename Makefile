@@ -13,12 +13,18 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(PY)
+# The client (client/, the `qtq` command) is installed editable after the pins, so its dependencies
+# are the pinned ones and a change to its code needs no reinstall; a change to its pyproject does.
+INSTALL_CLIENT := $(PY) -m pip install --quiet -e './client[qiskit]'
+
+$(VENV)/.installed: requirements.txt client/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(INSTALL_CLIENT)
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(PY)
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt client/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(INSTALL_CLIENT)
 	touch $@
 
 install: $(VENV)/.installed
@@ -50,10 +56,11 @@ test: install-dev browser
 	fi
 
 # The same lint and type checks everywhere: ruff (lint and format) and mypy.
+LINT_DIRS := api_server worker shared harness tests bench client
 lint: install-dev
-	$(PY) -m ruff check api_server worker shared harness tests bench
-	$(PY) -m ruff format --check api_server worker shared harness tests bench
-	$(PY) -m mypy api_server worker shared harness tests bench
+	$(PY) -m ruff check $(LINT_DIRS)
+	$(PY) -m ruff format --check $(LINT_DIRS)
+	$(PY) -m mypy $(LINT_DIRS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
@@ -64,8 +71,9 @@ $(WRK):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
 
-$(VENV)/.installed-bench: requirements-bench.txt requirements-dev.txt requirements.txt | $(PY)
+$(VENV)/.installed-bench: requirements-bench.txt requirements-dev.txt requirements.txt client/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(INSTALL_CLIENT)
 	touch $@
 
 # Runs on SQLite and, when TEST_DATABASE_URL names a PostgreSQL server, on PostgreSQL too.

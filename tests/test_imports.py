@@ -1,8 +1,11 @@
-"""Imports flow one way (api_server -> shared <- worker) and never in a circle, deferred imports included."""
+"""Imports flow one way (api_server -> shared <- worker) and never in a circle, deferred imports included;
+the client (client/qtq) talks HTTP only and imports nothing from the service."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,8 @@ def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """First-party modules this file imports anywhere in it, inside functions too."""
+def _imported(path: Path) -> set[str]:
+    """Every module this file imports anywhere in it, inside functions too."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -27,7 +30,12 @@ def _imports(path: Path) -> set[str]:
             # `from shared import rows` imports shared.rows; `from shared.store import Store` imports shared.store
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
             found.add(node.module)
-    return {name for name in found if name.split(".")[0] in PACKAGES}
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """First-party modules this file imports anywhere in it, inside functions too."""
+    return {name for name in _imported(path) if name.split(".")[0] in PACKAGES}
 
 
 def _graph() -> dict[str, set[str]]:
@@ -77,3 +85,26 @@ def test_only_the_workers_circuit_modules_import_qiskit() -> None:
     assert importers == {"worker.parsing", "worker.executor", "worker.program", "worker.keys"}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "(`worker/parsing.py`, `worker/executor.py`, `worker/program.py`, `worker/keys.py`)" in readme
+
+
+def test_the_client_imports_nothing_from_the_service() -> None:
+    """client/ is its own package: no module of it imports the service's code, the harness or the tests."""
+    service = {*PACKAGES, "harness", "tests", "bench"}
+    found = {
+        (str(path.relative_to(ROOT)), name)
+        for path in (ROOT / "client").rglob("*.py")
+        for name in _imported(path)
+        if name.split(".")[0] in service
+    }
+    assert found == set()
+
+
+def test_importing_the_client_and_its_command_loads_neither_qiskit_nor_the_service() -> None:
+    """`pip install ./client` brings httpx and tqdm only: Qiskit is imported when a QuantumCircuit is given."""
+    check = (
+        "import sys, qtq, qtq.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'qiskit', 'api_server', 'worker', 'shared'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"

@@ -112,28 +112,59 @@ def test_qasm_file_commands_do_what_the_readme_says(
 # -- From Python ------------------------------------------------------------------------------
 
 PYTHON = section("### From Python")
+# Each example is followed by what it prints.
+PYTHON_EXAMPLES = list(zip(fenced(PYTHON, "python"), fenced(PYTHON, ""), strict=True))
 
 
 def run_python_example(code: str, base_url: str) -> str:
     env = {**os.environ, "QTQ_URL": base_url}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    # stderr is not a terminal here, so the batch example's progress bar stays off: nothing on stderr.
     assert done.returncode == 0 and done.stderr == "", done
     return done.stdout
 
 
-def test_python_example_prints_the_counts(base_url: str) -> None:
-    (code,) = fenced(PYTHON, "python")
-    (shown,) = fenced(PYTHON, "")
-    assert f'"{README_URL}"' in code  # the default when QTQ_URL is unset
+@pytest.mark.parametrize(("code", "shown"), PYTHON_EXAMPLES, ids=["submit", "batch", "sweep", "asyncio"])
+def test_python_examples_print_what_the_readme_shows(code: str, shown: str, base_url: str) -> None:
+    assert "from qtq import " in code
     assert run_python_example(code, base_url) == shown
 
 
 def test_python_example_prints_a_failed_tasks_error(base_url: str) -> None:
-    (code,) = fenced(PYTHON, "python")
+    code = PYTHON_EXAMPLES[0][0]
     broken = code.replace("h q[0];\ncx", "h q[0]\ncx", 1)
     assert broken != code
     printed = run_python_example(broken, base_url).strip()
     assert f"it prints `{printed}`." in flat(PYTHON)
+
+
+# -- From the command line --------------------------------------------------------------------
+
+CLI = section("### From the command line")
+QTQ = Path(sys.executable).with_name("qtq")
+
+
+def run_qtq(*args: str, base_url: str = "http://127.0.0.1:1", cwd: Path | None = None) -> str:
+    env = {**os.environ, "QTQ_URL": base_url, "COLUMNS": "100"}
+    done = subprocess.run([str(QTQ), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done
+    return done.stdout
+
+
+@pytest.mark.database_independent
+def test_the_readme_shows_qtq_help_as_it_is() -> None:
+    shown = fenced(CLI, "text")[-1]
+    assert run_qtq("--help") == shown
+
+
+def test_the_cli_example_prints_the_readme_table(base_url: str, tmp_path: Path) -> None:
+    command = fenced(CLI, "bash")[0].strip()
+    (tmp_path / "bell.qasm").write_text(fenced(QASM_FILE, "qasm")[0])
+    printed = run_qtq(*command.split()[1:], base_url=base_url, cwd=tmp_path)
+    header, *rows = fenced(CLI, "text")[0].splitlines()
+    task_id = printed.split()[0]
+    # Piped, the table has no bars: the README's rows without theirs.
+    assert printed.splitlines() == [header.replace(header.split()[0], task_id), *(r.split("  █")[0] for r in rows)]
 
 
 # -- Count keys -------------------------------------------------------------------------------
