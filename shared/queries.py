@@ -65,6 +65,11 @@ class Queries:
 
     INSERT_TAG = "INSERT INTO task_tags (key, value, task_seq) VALUES (:key, :value, :seq)"
 
+    @classmethod
+    def written(cls, text: str) -> str:
+        """A statement built at run time (see insert_batch_tasks), in this dialect's placeholders."""
+        return text
+
     QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
     SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"
@@ -233,3 +238,31 @@ for _n in range(MAX_TAG_FILTERS):
 def tag_filter(queries: type[Queries], n: int) -> str:
     """The dialect's TAG_FILTER_<n>: the filter for the n-th tag of a list query."""
     return str(getattr(queries, f"TAG_FILTER_{n}"))
+
+
+# Rows per INSERT of a batch's tasks: 11 values a row stay well under SQLite's 32,766 variables.
+BATCH_INSERT_ROWS = 1000
+
+
+_BATCH_INSERTS: dict[tuple[str, int], str] = {}
+
+
+def insert_batch_tasks(queries: type[Queries], rows: int) -> str:
+    """One INSERT of `rows` tasks of a batch (`:id_<i>` and so on for row i), in the dialect's
+    placeholders. One statement, not one per task: PostgreSQL's counters are then kept once per
+    batch instead of once per task (updating one row thousands of times in a transaction slows
+    every update down)."""
+    known = _BATCH_INSERTS.get((queries.__qualname__, rows))
+    if known is not None:
+        return known
+    values = ", ".join(
+        f"(:id_{i}, 'submitted', :circuit_{i}, :shots_{i}, :seed_{i}, :now, :bytes_{i}, :options_{i}, :tags_{i},"
+        f" :batch_id, :batch_index_{i})"
+        for i in range(rows)
+    )
+    text = queries.written(
+        "INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags, batch_id,"
+        f" batch_index) VALUES {values} RETURNING seq, batch_index"
+    )
+    _BATCH_INSERTS[(queries.__qualname__, rows)] = text
+    return text

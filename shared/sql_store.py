@@ -30,7 +30,7 @@ from shared.models import (
     TaskSummary,
     WorkerInfo,
 )
-from shared.queries import Queries, tag_filter
+from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_filter
 from shared.store import NO_LIMIT, Store
 
 
@@ -131,16 +131,47 @@ class SqlStore(Store):
         idempotency: tuple[str, str, float] | None = None,
     ) -> tuple[SubmitOutcome, str]:
         def insert(conn: Any) -> bool:
+            size = sum(len(task.circuit.encode("utf-8")) for _, task in tasks)
+            if int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"]) + size > max_queued_bytes:
+                return False
             conn.execute(
                 self.sql.INSERT_BATCH,
                 {"id": batch_id, "now": now, "total": len(tasks), "tags": json.dumps(tags) if tags else None},
             )
-            return all(
-                self._insert_task(conn, task_id, task, now, max_queued_bytes, (batch_id, index))
-                for index, (task_id, task) in enumerate(tasks)
-            )
+            for start in range(0, len(tasks), BATCH_INSERT_ROWS):
+                self._insert_batch_tasks(conn, batch_id, tasks, start, now)
+            return True
 
         return self._submit(idempotency, batch_id, now, insert)
+
+    def _insert_batch_tasks(
+        self, conn: Any, batch_id: str, tasks: list[tuple[str, NewTask]], start: int, now: float
+    ) -> None:
+        """Up to BATCH_INSERT_ROWS of the batch's tasks from start, in one statement, and their tags."""
+        chunk = tasks[start : start + BATCH_INSERT_ROWS]
+        params: dict[str, Any] = {"batch_id": batch_id, "now": now}
+        for i, (task_id, task) in enumerate(chunk):
+            params.update(
+                {
+                    f"id_{i}": task_id,
+                    f"circuit_{i}": task.circuit,
+                    f"shots_{i}": task.shots,
+                    f"seed_{i}": task.seed,
+                    f"bytes_{i}": len(task.circuit.encode("utf-8")),
+                    f"options_{i}": json.dumps(task.options) if task.options else None,
+                    f"tags_{i}": json.dumps(task.tags) if task.tags else None,
+                    f"batch_index_{i}": start + i,
+                }
+            )
+        found = conn.execute(insert_batch_tasks(self.sql, len(chunk)), params).fetchall()
+        seq_of = {row["batch_index"]: row["seq"] for row in found}
+        tags = [
+            {"seq": seq_of[start + i], "key": key, "value": value}
+            for i, (_, task) in enumerate(chunk)
+            for key, value in (task.tags or {}).items()
+        ]
+        if tags:
+            conn.cursor().executemany(self.sql.INSERT_TAG, tags)
 
     def _submit(
         self, idempotency: tuple[str, str, float] | None, created_id: str, now: float, insert: Callable[[Any], bool]

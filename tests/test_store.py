@@ -12,7 +12,7 @@ import pytest
 from harness.databases import FreshDatabase
 from shared import sqlite_sql as sql
 from shared.errors import StoreError
-from shared.models import LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
+from shared.models import Finish, LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
 from shared.queries import tag_filter
 from shared.sqlite_store import SqliteStore
 from shared.store import Store
@@ -356,3 +356,26 @@ def test_a_tag_filter_walks_an_index(tmp_path: Path) -> None:
     conn.close()
     store.close()
     assert "SCAN task_tags" not in plan and "USING PRIMARY KEY" in plan, plan
+
+
+def test_a_big_batch_keeps_the_counters_right_through_claims_and_cancel(store: Store) -> None:
+    circuit = "OPENQASM 3.0;"  # 13 bytes
+    tasks = [(f"b{i}", NewTask(circuit, 10, tags={"n": str(i)} if i % 1000 == 0 else None)) for i in range(2500)]
+    assert store.create_batch("batch", tasks, None, now=1.0, max_queued_bytes=2500 * 13) == (
+        SubmitOutcome.CREATED,
+        "batch",
+    )
+    assert store.create_batch("more", [("x", NewTask(circuit, 10))], None, 1.0, max_queued_bytes=2500 * 13)[0] is (
+        SubmitOutcome.QUEUE_FULL
+    )
+    assert store.queued_bytes() == 2500 * 13 and store.queue_depth() == 2500
+    claimed = store.claim("w", now=2.0, lease_seconds=30, limit=32)
+    assert [c.task_id for c in claimed] == [f"b{i}" for i in range(32)]  # in request order
+    store.cancel_batch("batch", now=3.0)
+    stats = store.stats(now=3.0, live_after=0.0)
+    assert stats.counts[TaskStatus.CANCELLED] == 2500 - 32 and stats.counts[TaskStatus.PENDING] == 32
+    assert stats.finished_total[TaskStatus.CANCELLED] == 2500 - 32 and stats.submitted_total == 2500
+    assert store.queued_bytes() == 32 * 13 and store.queue_depth() == 0
+    assert store.list_tasks(None, None, 10, [("n", "2000")])[0][0].id == "b2000"
+    assert store.finish("w", [Finish(c, TaskStatus.CANCELLED, 4.0) for c in claimed]) == [True] * 32
+    assert store.queued_bytes() == 0 and store.stats(4.0, 0.0).counts[TaskStatus.CANCELLED] == 2500
