@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -574,8 +575,10 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
     api = dashboard.base_url  # http://127.0.0.1:PORT: another origin than http://localhost:OTHER
     assert dashboard.api is not None
     api_service = dashboard.api
-    refused = lambda: api_service.log().count("refused POST /tasks/")  # noqa: E731
+    refused = lambda: api_service.log().count("refused POST /tasks")  # noqa: E731
     refused_before = refused()
+    # POST /tasks takes a text/plain body, which a form or a no-cors fetch may send without a preflight.
+    create = f"{api}/tasks?tag=attack:{uuid.uuid4().hex}"
     with dashboard.client() as client:
         running = submit(client, slow_circuit(60_000), shots=10)
         queued = submit(client, BELL_QASM3)
@@ -583,18 +586,24 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
         (site / "attack.html").write_text(
             f"""<!doctype html>
 <iframe name="sink"></iframe>
+<iframe name="sink2"></iframe>
 <form id="form" method="POST" action="{api}/tasks/{queued}/cancel" target="sink">
   <input name="confirm" value="yes">
 </form>
 <form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink" enctype="text/plain">
   <input name="x" value="y">
 </form>
+<form id="create-form" method="POST" action="{create}" target="sink2" enctype="text/plain">
+  <input name="OPENQASM 3.0;//" value="">
+</form>
 <script>
   document.getElementById("form").submit();
+  document.getElementById("create-form").submit();
   setTimeout(() => document.getElementById("text-form").submit(), 200);
   Promise.allSettled([
     fetch("{api}/tasks/{running}/cancel", {{method: "POST", mode: "no-cors"}}),
     fetch("{api}/tasks/{queued}/cancel", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
+    fetch("{create}", {{method: "POST", mode: "no-cors", body: {json.dumps(BELL_QASM3)}}}),
   ]).then(() => {{ document.title = "sent"; }});
 </script>
 """
@@ -604,13 +613,14 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
 
         def harmed() -> bool:
             queued_view, running_view = (client.get(f"/tasks/{t}").json() for t in (queued, running))
-            return queued_view["status"] != "submitted" or "cancel_requested" in running_view
+            created = client.get(create.removeprefix(api)).json()["items"]
+            return queued_view["status"] != "submitted" or "cancel_requested" in running_view or bool(created)
 
-        # The browser sent all four requests and the API refused each of them, or the harm is done.
-        wait_for(lambda: refused() - refused_before == 4 or harmed(), 15, "the four cross-site requests")
-        assert not harmed(), "a page on another origin cancelled a task"
+        # The browser sent all six requests and the API refused each of them, or the harm is done.
+        wait_for(lambda: refused() - refused_before == 6 or harmed(), 15, "the six cross-site requests")
+        assert not harmed(), "a page on another origin cancelled or created a task"
         assert client.get(f"/tasks/{running}").json()["status"] == "pending"
-        assert refused() - refused_before == 4
+        assert refused() - refused_before == 6
         # The dashboard's own Cancel button (same origin) still works.
         page.goto(f"{api}/ui/tasks/{running}")
         page.click("#cancel-button")
