@@ -6,7 +6,6 @@ import functools
 import json
 import math
 import re
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,13 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
+from tests.browser import (
+    ARTIFACTS,
+    ISO_UTC,
+    RECORD_CSP_VIOLATIONS,
+    assert_no_csp_violations,
+    facts,
+    shown_time,
+    watch_csp,
+)
 from tests.services import (
     BELL_QASM3,
-    ROOT,
     Cluster,
-    running_cluster,
     slow_circuit,
     submit,
     wait_done,
@@ -30,20 +36,7 @@ from tests.services import (
 
 pytestmark = pytest.mark.local
 
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Without these, Chromium keeps trying to reach Google's services through a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# What the dashboard shows: UTC to the millisecond, and durations in units a reader can take in.
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# What the dashboard shows: durations in units a reader can take in.
 DURATION = re.compile(r"^(\d+ µs|\d+(\.\d)? ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)$")
 VALUE_LABEL = re.compile(r"^(?P<count>\d{1,3}(,\d{3})*) · (?P<percent>[\d.]+)%$")
 PAGE_SIZE = 50  # the dashboard's page of tasks
@@ -56,16 +49,6 @@ def hadamards(qubits: int) -> str:
     return f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[{qubits}] q;\nbit[{qubits}] c;\n{gates}c = measure q;\n'
 
 
-def shown_time(api_time: str) -> str:
-    """The API's microsecond RFC 3339 time as the dashboard shows it (milliseconds, `Z`)."""
-    return api_time[:23] + "Z"
-
-
-def facts(page: Page) -> dict[str, str]:
-    names = page.locator("#facts dt").all_text_contents()
-    return dict(zip(names, page.locator("#facts dd").all_text_contents(), strict=True))
-
-
 def bar_values(page: Page) -> list[tuple[int, float]]:
     """(count, percent) as each bar's value label reads."""
     values = []
@@ -74,32 +57,6 @@ def bar_values(page: Page) -> list[tuple[int, float]]:
         assert match, f"value label {text!r} is not `count · percent%`"
         values.append((int(match["count"].replace(",", "")), float(match["percent"])))
     return values
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("dashboard")) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, dashboard: Cluster) -> None:
@@ -330,13 +287,6 @@ def test_swagger_ui_works_offline_and_runs_bell(page: Page, dashboard: Cluster) 
     ]
 
 
-# Recorded before any page script runs (Playwright's init scripts are not subject to the page's CSP).
-RECORD_CSP_VIOLATIONS = """
-window.cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.cspViolations.push(e.violatedDirective));
-"""
-
-
 def test_a_completed_task_renders_under_the_content_security_policy(page: Page, dashboard: Cluster) -> None:
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
@@ -361,19 +311,6 @@ def test_a_completed_task_renders_under_the_content_security_policy(page: Page, 
     )
     wait_for(lambda: page.evaluate("window.cspViolations").count("script-src-elem") == 1, 10, "the CSP report")
     assert page.evaluate("window.ran") is None
-
-
-def watch_csp(page: Page) -> list[str]:
-    """Record the page's CSP violations (window.cspViolations) and console lines (returned)."""
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    page.add_init_script(RECORD_CSP_VIOLATIONS)
-    return console
-
-
-def assert_no_csp_violations(page: Page, console: list[str]) -> None:
-    assert page.evaluate("window.cspViolations") == []
-    assert not [text for text in console if "Content Security Policy" in text], console
 
 
 def assert_fits(page: Page, inner: str, card: str) -> None:

@@ -201,7 +201,7 @@ def test_every_answer_says_nosniff_and_no_referrer(client: TestClient) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
 
 
-@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id"])
+@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id", "/ui/batches/some-id"])
 def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, path: str) -> None:
     response = client.get(path)
     policy = {part.split()[0]: part.split()[1:] for part in response.headers["content-security-policy"].split("; ")}
