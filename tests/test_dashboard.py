@@ -517,17 +517,19 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
     # POST /tasks takes a text/plain body, which a form or a no-cors fetch may send without a preflight.
     create = f"{api}/tasks?tag=attack:{uuid.uuid4().hex}"
     with dashboard.client() as client:
-        running = submit(client, slow_circuit(60_000), shots=10)
+        # Long enough to be running still at the end, however loaded the machine; cancelled there.
+        running = submit(client, slow_circuit(300_000), shots=10)
         queued = submit(client, BELL_QASM3)
         wait_for(lambda: client.get(f"/tasks/{running}").json()["status"] == "pending", 30, "the slow task to run")
         (site / "attack.html").write_text(
             f"""<!doctype html>
 <iframe name="sink"></iframe>
 <iframe name="sink2"></iframe>
+<iframe name="sink3"></iframe>
 <form id="form" method="POST" action="{api}/tasks/{queued}/cancel" target="sink">
   <input name="confirm" value="yes">
 </form>
-<form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink" enctype="text/plain">
+<form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink3" enctype="text/plain">
   <input name="x" value="y">
 </form>
 <form id="create-form" method="POST" action="{create}" target="sink2" enctype="text/plain">
@@ -536,7 +538,7 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
 <script>
   document.getElementById("form").submit();
   document.getElementById("create-form").submit();
-  setTimeout(() => document.getElementById("text-form").submit(), 200);
+  document.getElementById("text-form").submit();
   Promise.allSettled([
     fetch("{api}/tasks/{running}/cancel", {{method: "POST", mode: "no-cors"}}),
     fetch("{api}/tasks/{queued}/cancel", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
