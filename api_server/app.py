@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import batches, dashboard, descriptors, docs, errors, monitoring
+from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = monitoring.metrics_registry(store, settings)
     app.state.watcher = CompletionWatcher(store)
     errors.install(app)
+    # First: it takes POST /tasks only when the body is circuit text, and leaves JSON to `router`.
+    app.include_router(circuit_text.router)
     app.include_router(router)
     app.include_router(batches.router)
     app.include_router(monitoring.router)
@@ -81,15 +83,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         BodySizeLimit, max_bytes=settings.max_body_bytes, overrides={"/batches": settings.max_batch_bytes}
     )
     _document_limits(app, settings)
-    app.add_middleware(CsrfGuard)
+    app.add_middleware(CsrfGuard, text_paths=frozenset({"/tasks"}), text_types=circuit_text.CONTENT_TYPES)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False)
     app.add_middleware(SecurityHeaders)
     return app
 
 
 def _document_limits(app: FastAPI, settings: Settings) -> None:
-    """/openapi.json states this app's own limits (MAX_SHOTS, DEFAULT_SHOTS, MAX_CIRCUIT_BYTES),
-    which the routes enforce, rather than the defaults the schema classes were written with."""
+    """/openapi.json states this app's own limits (MAX_SHOTS, DEFAULT_SHOTS, MAX_CIRCUIT_BYTES), in
+    the JSON body and in the text body's schema and query, which the routes enforce, rather than
+    the defaults the schema classes were written with."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -98,6 +101,13 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
             fields = schema["components"]["schemas"]["TaskCreate"]["properties"]
             fields["shots"].update(maximum=settings.max_shots, default=settings.default_shots)
             fields["circuit"]["maxLength"] = settings.max_circuit_bytes
+            submit = schema["paths"]["/tasks"]["post"]
+            content = submit["requestBody"]["content"]
+            for media in circuit_text.CONTENT_TYPES:  # copies: the operation shares circuit_text's dicts
+                content[media] = {**content[media], "schema": {**content[media]["schema"]}}
+                content[media]["schema"]["maxLength"] = settings.max_circuit_bytes
+            (shots,) = [p for p in submit["parameters"] if p["name"] == "shots" and p["in"] == "query"]
+            shots["schema"]["anyOf"][0]["maximum"] = settings.max_shots
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -6,6 +6,10 @@ Browsers mark such requests with `Origin` and, lately, `Sec-Fetch-Site`; and non
 carry `Content-Type: application/json`. So a write is refused when either header says it comes
 from elsewhere, and a write whose body is not declared JSON is refused whatever its origin.
 Clients that send neither header (curl, Python) are unaffected.
+
+The one exception is a path that takes a text body (POST /tasks, the circuit as `text/plain`):
+a page elsewhere can send that type, so there the origin check alone stands guard. Every browser
+in use sends `Origin` on a cross-origin POST, and the worst such a request could do is queue a task.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 JSON_ONLY = (
     "send the body as JSON with Content-Type: application/json (got {got}); "
     "curl -d and --data-binary send form-encoded unless you add -H 'Content-Type: application/json'"
+)
+JSON_OR_TEXT = (
+    "send the body with Content-Type: application/json, or the circuit alone as {types} (got {got}); "
+    "curl -d and --data-binary send form-encoded unless you add -H 'Content-Type: text/plain' "
+    "(a .qasm file) or -H 'Content-Type: application/json'"
 )
 
 
@@ -45,10 +54,15 @@ def _has_body(headers: Headers) -> bool:
 
 
 class CsrfGuard:
-    """Pure ASGI middleware: 403 for a cross-origin write, 415 for a write whose body is not JSON."""
+    """Pure ASGI middleware: 403 for a cross-origin write, 415 for a write whose body is not JSON
+    (nor, on `text_paths`, one of `text_types`)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, text_paths: frozenset[str] = frozenset(), text_types: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
+        self.text_paths = text_paths
+        self.text_types = text_types
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
@@ -60,7 +74,7 @@ class CsrfGuard:
             logger.warning("refused %s %s: %s", scope["method"], scope["path"], refusal)
             await JSONResponse({"detail": refusal}, status_code=403)(scope, receive, send)
             return
-        refusal = self._not_json(headers)
+        refusal = self._not_accepted(headers, scope["path"] in self.text_paths)
         if refusal is not None:
             await JSONResponse({"detail": refusal}, status_code=415)(scope, receive, send)
             return
@@ -80,11 +94,13 @@ class CsrfGuard:
             return f"cross-origin request refused: Origin {origin[:200]} is not this service's {own}"
         return None
 
-    @staticmethod
-    def _not_json(headers: Headers) -> str | None:
+    def _not_accepted(self, headers: Headers, takes_text: bool) -> str | None:
         content_type = headers.get("content-type")
+        accepted = ("application/json", *self.text_types) if takes_text else ("application/json",)
+        refusal = JSON_OR_TEXT if takes_text else JSON_ONLY
+        types = " or ".join(self.text_types)
         if content_type is None:
-            return JSON_ONLY.format(got="no Content-Type") if _has_body(headers) else None
-        if content_type.partition(";")[0].strip().lower() != "application/json":
-            return JSON_ONLY.format(got=content_type[:100])
+            return refusal.format(types=types, got="no Content-Type") if _has_body(headers) else None
+        if content_type.partition(";")[0].strip().lower() not in accepted:
+            return refusal.format(types=types, got=content_type[:100])
         return None

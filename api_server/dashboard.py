@@ -30,3 +30,9 @@ def index() -> FileResponse:
 def task_page(task_id: str) -> FileResponse:
     # The page reads the id from its own URL and asks the API; an unknown id shows "Task not found".
     return FileResponse(STATIC_DIR / "task.html", headers=PAGE_HEADERS)
+
+
+@router.get("/ui/batches/{batch_id}")
+def batch_page(batch_id: str) -> FileResponse:
+    # Like the task page: the id comes from the URL, and an unknown one shows "Batch not found".
+    return FileResponse(STATIC_DIR / "batch.html", headers=PAGE_HEADERS)

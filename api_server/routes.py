@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -14,6 +13,8 @@ from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from api_server import circuit_text
+from api_server.circuit_text import SeedQuery, ShotsQuery, TagQuery
 from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import (
     ERROR_RESPONSES,
@@ -27,10 +28,10 @@ from api_server.schemas import (
     TaskList,
     TaskPublic,
 )
-from api_server.submissions import IdempotencyKey, new_task, queue_full, request_hash
+from api_server.submissions import IdempotencyKey, accept_task, refuse
 from api_server.task_options import MAX_TAGS
 from api_server.views import CURSOR_PATTERN, decode_cursor, encode_cursor, list_item, public_view
-from shared.models import SubmitOutcome, Task, TaskStatus
+from shared.models import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -96,6 +97,11 @@ def list_tasks(
         409: {"model": Message, "description": "The Idempotency-Key was already used with a different request."},
         413: {"model": Message, "description": "The circuit is over MAX_CIRCUIT_BYTES, or the body is far too large."},
         **WRITE_ERROR_RESPONSES,
+        415: {
+            "model": Message,
+            "description": "The body is neither `application/json` nor the circuit as `text/plain` or "
+            "`application/qasm` (UTF-8).",
+        },
         **ERROR_RESPONSES,
         503: {
             "model": Message,
@@ -103,45 +109,27 @@ def list_tasks(
             "MAX_QUEUED_BYTES; retry after `Retry-After` seconds.",
         },
     },
+    openapi_extra=circuit_text.OPENAPI_BODY,
 )
 def submit_task(
     body: TaskCreate,
     store: StoreDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
+    # Declared so that /openapi.json documents them (with the text body); a JSON body carries its own.
+    shots: ShotsQuery = None,
+    seed: SeedQuery = None,
+    tag: TagQuery = None,
 ) -> JSONResponse:
-    """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent."""
-    task = new_task(body, settings)
-    size = len(task.circuit.encode("utf-8"))
-    task_id = str(uuid.uuid4())
-    headers = {}
-    if idempotency_key is None:
-        created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)
-    else:
-        outcome, task_id = store.create_task_once(
-            idempotency_key,
-            request_hash("/tasks", body),
-            task_id,
-            task,
-            time.time(),
-            settings.max_queued_bytes,
-            settings.idempotency_ttl_hours * 3600,
-        )
-        if outcome is SubmitOutcome.CONFLICT:
-            raise HTTPException(409, f'Idempotency-Key "{idempotency_key}" was already used with a different request')
-        if outcome is SubmitOutcome.REPLAYED:
-            logger.info("task %s: submission replayed for its Idempotency-Key", task_id)
-            headers["Idempotent-Replayed"] = "true"
-        created = outcome is not SubmitOutcome.QUEUE_FULL
-    if not created:
-        raise queue_full(store, settings, f"this {size}-byte circuit")
-    if not headers:
-        logger.info("task %s submitted: %d bytes, %d shots", task_id, size, task.shots)
-    return JSONResponse(
-        status_code=202,
-        content={"task_id": task_id, "status": TaskStatus.SUBMITTED.value},
-        headers={"Location": f"/tasks/{task_id}", **headers},
-    )
+    """Queue an OpenQASM circuit; the task is stored durably before the 202 is sent.
+
+    The body is JSON, or the circuit alone as `text/plain` or `application/qasm` with `shots`,
+    `seed` and `tag=key:value` in the query (api_server.circuit_text takes that form)."""
+    for name, value in (("shots", shots), ("seed", seed), ("tag", tag)):
+        if value is not None:
+            # Ignoring it would run the JSON body's value (or the default) without a word.
+            refuse(("query",), name, "is a query parameter only for a circuit sent as text; put it in the JSON body")
+    return accept_task(body, store, settings, idempotency_key)
 
 
 @router.get(

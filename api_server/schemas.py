@@ -200,6 +200,7 @@ class TaskListItem(BaseModel):
     finished_at: datetime | None = None
     num_qubits: int | None = None
     tags: dict[str, str] | None = None
+    batch_id: str | None = None
 
 
 class TaskList(BaseModel):

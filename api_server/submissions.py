@@ -1,20 +1,27 @@
-"""One submission's checks against the app's settings, for POST /tasks and each task of a batch."""
+"""One submission's checks against the app's settings, for POST /tasks and each task of a batch,
+and the storing of one task, whichever form (JSON or the circuit as text) its request took."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
+import uuid
 from typing import Annotated, NoReturn
 
 from fastapi import Header, HTTPException
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_server.schemas import TaskCreate
 from api_server.task_options import TaskOptions, sweep_points
 from shared.config import Settings
-from shared.models import NewTask
+from shared.models import NewTask, SubmitOutcome, TaskStatus
 from shared.store import Store
+
+logger = logging.getLogger(__name__)
 
 OPTION_FIELDS = set(TaskOptions.model_fields)
 QUEUE_FULL_RETRY_SECONDS = 5
@@ -44,7 +51,7 @@ def key_conflict(key: str) -> HTTPException:
     return HTTPException(409, f'Idempotency-Key "{key}" was already used with a different request')
 
 
-def refuse(where: tuple[str | int, ...], field: str, message: str, kind: str = "value_error") -> NoReturn:
+def refuse(where: tuple[str | int, ...], field: str | int, message: str, kind: str = "value_error") -> NoReturn:
     """A 422 naming the field, in the same form as the schema's own refusals."""
     raise RequestValidationError([{"type": kind, "loc": (*where, field), "msg": message, "input": None}])
 
@@ -89,4 +96,48 @@ def queue_full(store: Store, settings: Settings, what: str) -> HTTPException:
         f"the queue already holds {store.queued_bytes()} bytes of circuits waiting or running, and {what} "
         f"would pass MAX_QUEUED_BYTES={settings.max_queued_bytes}; retry when some have finished",
         headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+    )
+
+
+def accept_task(
+    body: TaskCreate,
+    store: Store,
+    settings: Settings,
+    idempotency_key: str | None,
+    where: tuple[str | int, ...] = ("body",),
+) -> JSONResponse:
+    """Store one task (or answer its Idempotency-Key's first request again): the 202 of POST /tasks.
+
+    `where` is where the request carried the options (`("query",)` for a circuit sent as text), so
+    a refusal names the parameter the client wrote."""
+    task = new_task(body, settings, where)
+    size = len(task.circuit.encode("utf-8"))
+    task_id = str(uuid.uuid4())
+    headers = {}
+    if idempotency_key is None:
+        created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)
+    else:
+        outcome, task_id = store.create_task_once(
+            idempotency_key,
+            request_hash("/tasks", body),
+            task_id,
+            task,
+            time.time(),
+            settings.max_queued_bytes,
+            settings.idempotency_ttl_hours * 3600,
+        )
+        if outcome is SubmitOutcome.CONFLICT:
+            raise key_conflict(idempotency_key)
+        if outcome is SubmitOutcome.REPLAYED:
+            logger.info("task %s: submission replayed for its Idempotency-Key", task_id)
+            headers["Idempotent-Replayed"] = "true"
+        created = outcome is not SubmitOutcome.QUEUE_FULL
+    if not created:
+        raise queue_full(store, settings, f"this {size}-byte circuit")
+    if not headers:
+        logger.info("task %s submitted: %d bytes, %d shots", task_id, size, task.shots)
+    return JSONResponse(
+        status_code=202,
+        content={"task_id": task_id, "status": TaskStatus.SUBMITTED.value},
+        headers={"Location": f"/tasks/{task_id}", **headers},
     )

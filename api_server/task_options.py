@@ -123,6 +123,8 @@ class TaskOptions(BaseModel):
 
 MAX_TAGS = 16
 TAG_KEY = r"[A-Za-z0-9_.:-]{1,64}"
+# A tag written as one `key:value` string (a query parameter): split at the first colon, so the key has none.
+TAG_PAIR_PATTERN = r"^[A-Za-z0-9_.-]{1,64}:[^\x00]{0,256}$"
 Tags = Annotated[
     # No NUL in a value: PostgreSQL's text cannot hold one.
     dict[

@@ -96,6 +96,7 @@ def list_item(task: TaskSummary) -> TaskListItem:
         finished_at=optional_timestamp(task.finished_at),
         num_qubits=task.num_qubits,
         tags=task.tags,
+        batch_id=task.batch_id,
     )
 
 

@@ -45,6 +45,7 @@ class TaskSummary:
     num_qubits: int | None = None
     seq: int = 0
     tags: dict[str, str] | None = None
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel
 batch_id
 """
 
-_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags"
+_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags, batch_id"
 
 # Every write by a worker names the attempt it holds: a worker whose lease was taken over
 # matches no row and so cannot overwrite the new owner's state.

@@ -48,6 +48,7 @@ def to_summary(row: Mapping[str, Any]) -> TaskSummary:
         num_qubits=row["num_qubits"],
         seq=row["seq"],
         tags=json.loads(row["tags"]) if row["tags"] is not None else None,
+        batch_id=row["batch_id"],
     )
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from harness import databases
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.services import Cluster, running_cluster
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
@@ -51,6 +53,35 @@ def make_cluster(tmp_path: Path) -> Iterator[type]:
     yield factory  # type: ignore[misc]
     for cluster in made:
         cluster.drop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium, one per test module."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The browser tests' service: one API and one worker, for the test module."""
+    with running_cluster(tmp_path_factory.mktemp("dashboard")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab; the test fails if a script on the page threw."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

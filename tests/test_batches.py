@@ -39,6 +39,10 @@ def test_a_batch_stores_its_tasks_in_request_order(app: TestClient) -> None:
     assert batch["tags"] == {"study": "a"} and "finished_at" not in batch
     listed = app.get("/tasks", params={"batch_id": body["batch_id"]}).json()["items"]
     assert [item["task_id"] for item in listed] == body["task_ids"][::-1]
+    assert {item["batch_id"] for item in listed} == {body["batch_id"]}  # the list links each to its batch
+    single = app.post("/tasks", json=bell(1)).json()["task_id"]
+    newest = app.get("/tasks", params={"limit": 1}).json()["items"][0]
+    assert newest["task_id"] == single and "batch_id" not in newest
     assert app.get(f"/tasks/{body['task_ids'][0]}").json()["batch_id"] == body["batch_id"]
 
 
@@ -104,6 +108,10 @@ def test_a_batch_runs_and_its_long_poll_answers_when_done(client: httpx.Client) 
     assert batch["done"] is True and batch["states"] == {"completed": 2, "failed": 1}, batch
     views = client.get(f"/batches/{body['batch_id']}/tasks").json()["items"]
     assert [sum(v["result"].values()) for v in (views[0], views[2])] == [100, 50]
+    listed = client.get("/tasks", params={"batch_id": body["batch_id"]}).json()["items"]
+    assert [(item["task_id"], item["batch_id"]) for item in listed] == [
+        (t, body["batch_id"]) for t in body["task_ids"][::-1]
+    ]
     assert views[1]["error"].startswith("QASM3ParsingError: ")
 
 

@@ -6,21 +6,28 @@ import functools
 import json
 import math
 import re
-import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
+from tests.browser import (
+    ARTIFACTS,
+    ISO_UTC,
+    RECORD_CSP_VIOLATIONS,
+    assert_no_csp_violations,
+    facts,
+    shown_time,
+    watch_csp,
+)
 from tests.services import (
     BELL_QASM3,
-    ROOT,
     Cluster,
-    running_cluster,
     slow_circuit,
     submit,
     wait_done,
@@ -29,20 +36,7 @@ from tests.services import (
 
 pytestmark = pytest.mark.local
 
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Without these, Chromium keeps trying to reach Google's services through a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# What the dashboard shows: UTC to the millisecond, and durations in units a reader can take in.
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# What the dashboard shows: durations in units a reader can take in.
 DURATION = re.compile(r"^(\d+ µs|\d+(\.\d)? ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)$")
 VALUE_LABEL = re.compile(r"^(?P<count>\d{1,3}(,\d{3})*) · (?P<percent>[\d.]+)%$")
 PAGE_SIZE = 50  # the dashboard's page of tasks
@@ -55,16 +49,6 @@ def hadamards(qubits: int) -> str:
     return f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[{qubits}] q;\nbit[{qubits}] c;\n{gates}c = measure q;\n'
 
 
-def shown_time(api_time: str) -> str:
-    """The API's microsecond RFC 3339 time as the dashboard shows it (milliseconds, `Z`)."""
-    return api_time[:23] + "Z"
-
-
-def facts(page: Page) -> dict[str, str]:
-    names = page.locator("#facts dt").all_text_contents()
-    return dict(zip(names, page.locator("#facts dd").all_text_contents(), strict=True))
-
-
 def bar_values(page: Page) -> list[tuple[int, float]]:
     """(count, percent) as each bar's value label reads."""
     values = []
@@ -73,32 +57,6 @@ def bar_values(page: Page) -> list[tuple[int, float]]:
         assert match, f"value label {text!r} is not `count · percent%`"
         values.append((int(match["count"].replace(",", "")), float(match["percent"])))
     return values
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt-get"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("dashboard")) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, dashboard: Cluster) -> None:
@@ -329,13 +287,6 @@ def test_swagger_ui_works_offline_and_runs_bell(page: Page, dashboard: Cluster) 
     ]
 
 
-# Recorded before any page script runs (Playwright's init scripts are not subject to the page's CSP).
-RECORD_CSP_VIOLATIONS = """
-window.cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.cspViolations.push(e.violatedDirective));
-"""
-
-
 def test_a_completed_task_renders_under_the_content_security_policy(page: Page, dashboard: Cluster) -> None:
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
@@ -360,19 +311,6 @@ def test_a_completed_task_renders_under_the_content_security_policy(page: Page, 
     )
     wait_for(lambda: page.evaluate("window.cspViolations").count("script-src-elem") == 1, 10, "the CSP report")
     assert page.evaluate("window.ran") is None
-
-
-def watch_csp(page: Page) -> list[str]:
-    """Record the page's CSP violations (window.cspViolations) and console lines (returned)."""
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    page.add_init_script(RECORD_CSP_VIOLATIONS)
-    return console
-
-
-def assert_no_csp_violations(page: Page, console: list[str]) -> None:
-    assert page.evaluate("window.cspViolations") == []
-    assert not [text for text in console if "Content Security Policy" in text], console
 
 
 def assert_fits(page: Page, inner: str, card: str) -> None:
@@ -574,27 +512,37 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
     api = dashboard.base_url  # http://127.0.0.1:PORT: another origin than http://localhost:OTHER
     assert dashboard.api is not None
     api_service = dashboard.api
-    refused = lambda: api_service.log().count("refused POST /tasks/")  # noqa: E731
+    refused = lambda: api_service.log().count("refused POST /tasks")  # noqa: E731
     refused_before = refused()
+    # POST /tasks takes a text/plain body, which a form or a no-cors fetch may send without a preflight.
+    create = f"{api}/tasks?tag=attack:{uuid.uuid4().hex}"
     with dashboard.client() as client:
-        running = submit(client, slow_circuit(60_000), shots=10)
+        # Long enough to be running still at the end, however loaded the machine; cancelled there.
+        running = submit(client, slow_circuit(300_000), shots=10)
         queued = submit(client, BELL_QASM3)
         wait_for(lambda: client.get(f"/tasks/{running}").json()["status"] == "pending", 30, "the slow task to run")
         (site / "attack.html").write_text(
             f"""<!doctype html>
 <iframe name="sink"></iframe>
+<iframe name="sink2"></iframe>
+<iframe name="sink3"></iframe>
 <form id="form" method="POST" action="{api}/tasks/{queued}/cancel" target="sink">
   <input name="confirm" value="yes">
 </form>
-<form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink" enctype="text/plain">
+<form id="text-form" method="POST" action="{api}/tasks/{running}/cancel" target="sink3" enctype="text/plain">
   <input name="x" value="y">
+</form>
+<form id="create-form" method="POST" action="{create}" target="sink2" enctype="text/plain">
+  <input name="OPENQASM 3.0;//" value="">
 </form>
 <script>
   document.getElementById("form").submit();
-  setTimeout(() => document.getElementById("text-form").submit(), 200);
+  document.getElementById("create-form").submit();
+  document.getElementById("text-form").submit();
   Promise.allSettled([
     fetch("{api}/tasks/{running}/cancel", {{method: "POST", mode: "no-cors"}}),
     fetch("{api}/tasks/{queued}/cancel", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
+    fetch("{create}", {{method: "POST", mode: "no-cors", body: {json.dumps(BELL_QASM3)}}}),
   ]).then(() => {{ document.title = "sent"; }});
 </script>
 """
@@ -604,13 +552,14 @@ def test_a_page_on_another_origin_cannot_cancel_tasks(
 
         def harmed() -> bool:
             queued_view, running_view = (client.get(f"/tasks/{t}").json() for t in (queued, running))
-            return queued_view["status"] != "submitted" or "cancel_requested" in running_view
+            created = client.get(create.removeprefix(api)).json()["items"]
+            return queued_view["status"] != "submitted" or "cancel_requested" in running_view or bool(created)
 
-        # The browser sent all four requests and the API refused each of them, or the harm is done.
-        wait_for(lambda: refused() - refused_before == 4 or harmed(), 15, "the four cross-site requests")
-        assert not harmed(), "a page on another origin cancelled a task"
+        # The browser sent all six requests and the API refused each of them, or the harm is done.
+        wait_for(lambda: refused() - refused_before == 6 or harmed(), 15, "the six cross-site requests")
+        assert not harmed(), "a page on another origin cancelled or created a task"
         assert client.get(f"/tasks/{running}").json()["status"] == "pending"
-        assert refused() - refused_before == 4
+        assert refused() - refused_before == 6
         # The dashboard's own Cancel button (same origin) still works.
         page.goto(f"{api}/ui/tasks/{running}")
         page.click("#cancel-button")

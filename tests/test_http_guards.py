@@ -53,6 +53,9 @@ def test_a_cross_site_write_is_refused_with_403(client: TestClient, headers: dic
     assert "refused" in detail and "\n" not in detail
     submit = client.post("/tasks", json={"circuit": "OPENQASM 3.0;"}, headers=headers)
     assert submit.status_code == 403
+    # A form or fetch elsewhere may send text/plain without a preflight: the origin check stands alone there.
+    text = client.post("/tasks", content=b"OPENQASM 3.0;", headers={"content-type": "text/plain", **headers})
+    assert text.status_code == 403
     assert client.get("/tasks", params={"limit": 1}).json()["items"] == []  # nothing was stored
 
 
@@ -86,16 +89,29 @@ def test_reads_are_never_refused_for_their_origin(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", "application/jsonx"],
+    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx", "text/html"],
 )
 def test_a_write_whose_body_is_not_json_is_refused_with_415(client: TestClient, content_type: str) -> None:
     response = client.post("/tasks", content=b'{"circuit": "OPENQASM 3.0;"}', headers={"content-type": content_type})
     assert response.status_code == 415
     detail = response.json()["detail"]
     assert "Content-Type: application/json" in detail and content_type in detail and "\n" not in detail
+    assert "text/plain or application/qasm" in detail  # what POST /tasks takes besides JSON
     # An empty form has no body, but it is still a form.
     assert client.post(CANCEL, headers={"content-type": content_type}).status_code == 415
     assert client.get("/tasks", params={"limit": 1}).json()["items"] == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/qasm"])
+def test_circuit_text_is_taken_by_post_tasks_alone(client: TestClient, content_type: str) -> None:
+    response = client.post(CANCEL, content=b"x=y", headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith(
+        f"send the body as JSON with Content-Type: application/json (got {content_type})"
+    )
+    batch = client.post("/batches", content=b"OPENQASM 3.0;", headers={"content-type": content_type})
+    assert batch.status_code == 415
+    assert client.post("/tasks", content=b"OPENQASM 3.0;", headers={"content-type": content_type}).status_code == 202
 
 
 def test_curl_data_binary_gets_a_message_that_helps(client: TestClient) -> None:
@@ -104,7 +120,12 @@ def test_curl_data_binary_gets_a_message_that_helps(client: TestClient) -> None:
         "/tasks", content=b"OPENQASM 3.0;", headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert response.status_code == 415
-    assert "curl" in response.json()["detail"] and "-H 'Content-Type: application/json'" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert (
+        "curl" in detail
+        and "-H 'Content-Type: text/plain'" in detail
+        and "-H 'Content-Type: application/json'" in detail
+    )
 
 
 def test_a_body_without_a_content_type_is_refused(client: TestClient) -> None:
@@ -180,7 +201,7 @@ def test_every_answer_says_nosniff_and_no_referrer(client: TestClient) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
 
 
-@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id"])
+@pytest.mark.parametrize("path", ["/", "/ui/tasks/some-id", "/ui/batches/some-id"])
 def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, path: str) -> None:
     response = client.get(path)
     policy = {part.split()[0]: part.split()[1:] for part in response.headers["content-security-policy"].split("; ")}

@@ -74,15 +74,17 @@ QASM_COMMANDS = fenced(QASM_FILE, "bash")
 
 
 @pytest.mark.database_independent
-def test_the_qasm_file_section_shows_bell_and_three_commands() -> None:
+def test_the_qasm_file_section_shows_bell_and_four_commands() -> None:
     assert fenced(QASM_FILE, "qasm") == [BELL_QASM3]
-    assert len(QASM_COMMANDS) == 3
-    # "with nothing but python3 and curl" (jq is the optional variant)
+    assert len(QASM_COMMANDS) == 4
+    # curl alone first (the file as the body, then the same without its Content-Type); the JSON
+    # wrappers after it, python3 before the optional jq.
     programs = [set(re.findall(r"(?:^|\| )(\w+) ", block.splitlines()[0])) for block in QASM_COMMANDS]
-    assert programs == [{"curl"}, {"python3", "curl"}, {"jq", "curl"}]
+    assert programs == [{"curl"}, {"curl"}, {"python3", "curl"}, {"jq", "curl"}]
+    assert "-H 'Content-Type: text/plain'" in QASM_COMMANDS[0] and "-H" not in QASM_COMMANDS[1].splitlines()[0]
 
 
-@pytest.mark.parametrize("block", QASM_COMMANDS, ids=["form-encoded", "python3", "jq"])
+@pytest.mark.parametrize("block", QASM_COMMANDS, ids=["text", "form-encoded", "python3", "jq"])
 def test_qasm_file_commands_do_what_the_readme_says(
     block: str, base_url: str, client: httpx.Client, tmp_path: Path
 ) -> None:
@@ -107,6 +109,9 @@ def test_qasm_file_commands_do_what_the_readme_says(
     task = wait_done(client, json.loads(done.stdout)["task_id"])
     assert task["status"] == "completed", task
     assert set(task["result"]) == {"00", "11"} and sum(task["result"].values()) == 1000
+    # What each command asks beyond the shots: the query's tag, or the JSON body's observable.
+    asked = {"tags": {"project": "bell"}} if "?shots=" in command else {"expectation_values": [1.0]}
+    assert {key: task.get(key) for key in asked} == asked, task
 
 
 # -- From Python ------------------------------------------------------------------------------

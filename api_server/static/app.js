@@ -101,6 +101,32 @@ const QTQ = (() => {
     return el("span", status, `status status-${status}`);
   }
 
+  function batchLink(batchId) {
+    const link = el("a", batchId.slice(0, 8), "batch-link");
+    link.href = `/ui/batches/${encodeURIComponent(batchId)}`;
+    link.title = `Batch ${batchId}`;
+    return link;
+  }
+
+  // Each tag as `key:value` text; as links that filter the task list by it when `linked`.
+  function tagList(tags, linked) {
+    const list = el("ul", null, "tags");
+    for (const [key, value] of Object.entries(tags || {})) {
+      const item = el("li");
+      const text = `${key}:${value}`;
+      if (linked) {
+        const link = el("a", text, "tag");
+        link.href = `/?${new URLSearchParams({ tag: text })}`;
+        link.title = `Tasks tagged ${text}`;
+        item.append(link);
+      } else {
+        item.append(el("code", text, "tag"));
+      }
+      list.append(item);
+    }
+    return list;
+  }
+
   // ----- index page ------------------------------------------------------------------------
 
   async function refreshSummary() {
@@ -125,25 +151,110 @@ const QTQ = (() => {
 
   // The list pages with the API's keyset cursors: `cursors` holds the cursor of each page after
   // the first, so "Newer" goes back exactly and an older page stays put while new tasks arrive.
-  const list = { cursors: [], next: null, request: 0 };
+  // `tags` are the tag filters, `key:value` each; a task must carry every one.
+  const list = { cursors: [], next: null, request: 0, tags: [] };
+
+  // What the API's tag filter takes: a key of letters, digits and `_.-` (split at the first colon).
+  const TAG_FILTER_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+  const MAX_TAG_FILTERS = 16;
+  const MAX_TAG_VALUE = 256;
+
+  // Why `text` is no tag filter, or null when it is one.
+  function tagFilterProblem(text) {
+    const colon = text.indexOf(":");
+    if (!text) return "Enter a tag as key:value, e.g. project:vqe-h2.";
+    if (colon < 0) return `A tag filter is key:value, e.g. project:vqe-h2; "${text}" has no colon.`;
+    const key = text.slice(0, colon);
+    if (!TAG_FILTER_KEY.test(key)) return `"${key}" is not a tag key: 1 to 64 letters, digits, _ . or -.`;
+    if (text.length - colon - 1 > MAX_TAG_VALUE) return `A tag value is at most ${MAX_TAG_VALUE} characters.`;
+    if (text.includes("\u0000")) return "A tag value cannot hold a NUL character.";
+    return null;
+  }
+
+  // The filters live in the page's URL (`/?status=failed&tag=project:vqe-h2`): a filtered list
+  // can be bookmarked, shared and reloaded.
+  function saveFiltersInUrl() {
+    const query = new URLSearchParams();
+    const state = document.getElementById("state-filter").value;
+    if (state) query.set("status", state);
+    for (const tag of list.tags) query.append("tag", tag);
+    const search = String(query);
+    window.history.replaceState(null, "", search ? `/?${search}` : "/");
+  }
+
+  function loadFiltersFromUrl() {
+    const query = new URLSearchParams(window.location.search);
+    const state = query.get("status");
+    if (STATES.includes(state)) document.getElementById("state-filter").value = state;
+    const problems = [];
+    for (const tag of query.getAll("tag")) {
+      const problem = tagFilterProblem(tag);
+      if (problem) problems.push(problem);
+      else if (!list.tags.includes(tag) && list.tags.length < MAX_TAG_FILTERS) list.tags.push(tag);
+    }
+    document.getElementById("tag-error").textContent = problems.length ? `Left out of the filter: ${problems.join(" ")}` : "";
+  }
+
+  function renderTagFilters() {
+    const items = list.tags.map((tag) => {
+      const item = el("li", null, "filter");
+      const remove = el("button", "×", "remove");
+      remove.type = "button";
+      remove.title = `Remove the filter ${tag}`;
+      remove.setAttribute("aria-label", `Remove the filter ${tag}`);
+      remove.addEventListener("click", () => {
+        list.tags = list.tags.filter((other) => other !== tag);
+        filtersChanged();
+      });
+      item.append(el("code", tag), remove);
+      return item;
+    });
+    document.getElementById("tag-filters").replaceChildren(...items);
+  }
+
+  // A filter starts again from the newest task.
+  function filtersChanged() {
+    list.cursors = [];
+    renderTagFilters();
+    saveFiltersInUrl();
+    refreshTasks();
+  }
+
+  function addTagFilter(event) {
+    event.preventDefault();
+    const input = document.getElementById("tag-input");
+    const message = document.getElementById("tag-error");
+    const tag = input.value.trim();
+    const problem = tagFilterProblem(tag) ||
+      (list.tags.length >= MAX_TAG_FILTERS && !list.tags.includes(tag) ? `At most ${MAX_TAG_FILTERS} tag filters.` : null);
+    message.textContent = problem || "";
+    if (problem) return;
+    input.value = "";
+    if (!list.tags.includes(tag)) list.tags.push(tag);
+    filtersChanged();
+  }
 
   async function refreshTasks() {
     const request = ++list.request;
     const state = document.getElementById("state-filter").value;
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state) query.set("status", state);
+    for (const tag of list.tags) query.append("tag", tag);
     const cursor = list.cursors.at(-1);
     if (cursor) query.set("cursor", cursor);
     const { status, body } = await api(`/tasks?${query}`);
     // A page change or filter started a newer request: this answer is for a page no longer shown.
-    if (request !== list.request || status !== 200) return;
+    if (request !== list.request) return;
+    if (status === 422) document.getElementById("tag-error").textContent = describeError(body, status);
+    if (status !== 200) return;
     const rows = body.items.map((task) => {
       const row = document.createElement("tr");
-      const link = el("a", task.task_id.slice(0, 8));
+      const link = el("a", task.task_id.slice(0, 8), "task-link");
       link.href = `/ui/tasks/${encodeURIComponent(task.task_id)}`;
       link.title = task.task_id;
       const cells = [link, statusNode(task.status), COUNT.format(task.shots), task.num_qubits ?? "",
-        timeNode(task.created_at), timeNode(task.finished_at)];
+        timeNode(task.created_at), timeNode(task.finished_at), task.batch_id ? batchLink(task.batch_id) : "",
+        tagList(task.tags, true)];
       row.append(...cells.map((cell) => {
         const td = document.createElement("td");
         td.append(cell instanceof Node ? cell : String(cell));
@@ -153,7 +264,7 @@ const QTQ = (() => {
     });
     if (rows.length === 0) {
       const empty = el("td", list.cursors.length ? "No older tasks." : "No tasks.", "muted");
-      empty.colSpan = 6;
+      empty.colSpan = 8;
       rows.push(document.createElement("tr"));
       rows[0].append(empty);
     }
@@ -222,7 +333,10 @@ const QTQ = (() => {
   function indexPage() {
     document.getElementById("circuit").value = BELL;
     document.getElementById("submit-form").addEventListener("submit", submitForm);
-    document.getElementById("state-filter").addEventListener("change", () => showPage(() => { list.cursors = []; }));
+    loadFiltersFromUrl();
+    renderTagFilters();
+    document.getElementById("state-filter").addEventListener("change", filtersChanged);
+    document.getElementById("tag-form").addEventListener("submit", addTagFilter);
     document.getElementById("older-button").addEventListener("click", () => showPage(() => {
       if (list.next) list.cursors.push(list.next);
     }));
@@ -364,12 +478,15 @@ const QTQ = (() => {
       ["Qubits", task.num_qubits], ["Depth", task.depth],
       ["Parsing", task.parse_ms], ["Transpilation", task.transpile_ms], ["Simulation", task.duration_ms],
       ["Submitted", task.created_at], ["Started", task.started_at], ["Finished", task.finished_at],
+      ["Batch", task.batch_id && batchLink(task.batch_id)], ["Tags", task.tags && tagList(task.tags, true)],
     ];
     const times = new Set(["Submitted", "Started", "Finished"]);
     const durations = new Set(["Parsing", "Transpilation", "Simulation"]);
     for (const [name, value] of rows) {
       if (value === undefined || value === null) continue;
-      const dd = el("dd", durations.has(name) ? duration(value) : times.has(name) ? null : value);
+      const node = value instanceof Node;
+      const dd = el("dd", durations.has(name) ? duration(value) : times.has(name) || node ? null : value);
+      if (node) dd.append(value);
       if (times.has(name)) dd.append(timeNode(value));
       if (durations.has(name)) dd.title = `${value} ms`;
       facts.append(el("dt", name), dd);
@@ -613,7 +730,11 @@ const QTQ = (() => {
     timer = setInterval(refresh, 1000);
   }
 
-  return { indexPage, taskPage, histogram, duration, number, observableLabel };
+  return {
+    indexPage, taskPage, histogram, duration, number, observableLabel,
+    // For the batch page (batch.js).
+    api, el, describeError, timeNode, statusNode, svgNode, tagList, COUNT, PERCENT, TERMINAL,
+  };
 })();
 
 // No inline script (the pages' Content-Security-Policy forbids it): each page names itself instead.
