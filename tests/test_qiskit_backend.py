@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit, QuantumRegister, qasm3, transpile
-from qiskit.circuit import ClassicalRegister, Clbit, Parameter
+from qiskit.circuit import ClassicalRegister
 from qiskit.exceptions import QiskitError
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 from qiskit.providers import JobStatus
@@ -23,6 +23,7 @@ from qtq.qiskit import QTQBackend, QTQJob
 from qtq.qiskit.backend import CONTROL_FLOW, NATIVE_GATES
 from qtq.qiskit.job import job_status
 
+from tests.qiskit_circuits import bell, loose_bits, turn
 from tests.services import wait_for
 
 AER = AerSimulator()
@@ -32,26 +33,6 @@ AER = AerSimulator()
 def backend(base_url: str) -> Iterator[QTQBackend]:
     with Client(base_url, timeout=30) as client:
         yield QTQBackend(client)
-
-
-def bell(measure: bool = True) -> QuantumCircuit:
-    circuit = QuantumCircuit(2, 2 if measure else 0)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    if measure:
-        circuit.measure([0, 1], [0, 1])
-    return circuit
-
-
-def turn() -> tuple[QuantumCircuit, Parameter]:
-    """Two qubits turned by `t`, a name OpenQASM 3 exports as `t_0` (a gate is called `t`)."""
-    t = Parameter("t")
-    circuit = QuantumCircuit(2, 2, name="turn")
-    circuit.rx(t, 0)
-    circuit.ry(t / 2, 1)
-    circuit.cx(0, 1)
-    circuit.measure([0, 1], [0, 1])
-    return circuit, t
 
 
 def limits_client(**limits: int) -> Client:
@@ -141,15 +122,7 @@ def test_loose_bits_and_registers_out_of_circuit_order_read_back_as_qiskit_numbe
 ) -> None:
     """The exported text declares a loose bit before the registers, so the service numbers the bits
     otherwise than the circuit: memory still comes back with clbit i as bit i, as Aer's does."""
-    q = QuantumRegister(4, "q")
-    a = ClassicalRegister(2, "a")
-    b = ClassicalRegister(1, "b")
-    loose = Clbit()
-    circuit = QuantumCircuit(q, a, [loose], b)  # clbits: a[0], a[1], loose, b[0]
-    circuit.x(0)
-    circuit.h(1)
-    circuit.x(3)
-    circuit.measure([0, 1, 2, 3], [a[1], loose, a[0], b[0]])
+    circuit = loose_bits()
     text = qasm3.dumps(circuit)
     assert text.index("bit _bit2;") < text.index("bit[2] a;")
     options: dict[str, Any] = {"shots": 40, "seed_simulator": 2, "memory": True}
@@ -221,6 +194,15 @@ def test_backend_sampler_v2_gives_bell_in_every_register(backend: QTQBackend) ->
         assert bits.get_bitstrings() == aers.data[name].get_bitstrings()
     # The registers are independent pairs: all four combinations turn up.
     assert len(ours.join_data().get_counts()) == 4
+
+
+def test_backend_sampler_v2_reads_a_failed_experiment_as_zeros(backend: QTQBackend) -> None:
+    """What the README warns of: Qiskit's BackendSamplerV2 never looks at `success`, so a circuit the
+    service refused (it measures nothing) comes back as all-zero outcomes."""
+    unmeasured = QuantumCircuit(2, 2)
+    unmeasured.x(0)
+    (result,) = BackendSamplerV2(backend=backend).run([unmeasured], shots=8).result()
+    assert result.data.c.get_counts() == {"00": 8}
 
 
 def test_backend_estimator_v2_estimates_zz_on_bell_within_the_precision(backend: QTQBackend) -> None:
