@@ -132,6 +132,15 @@ def test_loose_bits_and_registers_out_of_circuit_order_read_back_as_qiskit_numbe
     assert ours.data.memory == aers.data.memory and ours.data.counts == aers.data.counts
 
 
+def test_method_and_noise_reach_the_service(backend: QTQBackend) -> None:
+    zero = QuantumCircuit(1, 1)
+    zero.measure(0, 0)
+    noisy = backend.run(zero, shots=5, method="density_matrix", noise={"readout": {"p01": 1.0}})
+    assert noisy.result(timeout=60).get_counts() == {"1": 5}  # every 0 read as 1
+    (task,) = noisy.batch.tasks()
+    assert task.data["method"] == "density_matrix"
+
+
 def test_a_failed_task_is_a_failed_experiment_with_its_error(backend: QTQBackend) -> None:
     """A circuit that measures nothing fails on the service; the other experiment still succeeds."""
     job = backend.run([bell(), bell(measure=False)], shots=10)

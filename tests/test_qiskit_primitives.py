@@ -15,7 +15,7 @@ from qiskit.primitives import PrimitiveResult, StatevectorEstimator
 from qiskit.providers import JobStatus
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer.primitives import EstimatorV2, SamplerV2
-from qtq import Client, TaskFailed
+from qtq import Client, TaskFailed, ValidationError
 from qtq.qiskit import QTQEstimator, QTQPrimitiveJob, QTQSampler
 from qtq.qiskit.backend import NATIVE_GATES
 
@@ -107,6 +107,13 @@ def test_a_failed_pub_raises_task_failed_naming_it(client: Client) -> None:
     with pytest.raises(TaskFailed, match=r"^PUB 1: NoMeasurements: "):
         job.result(timeout=60)
     assert job.status() is JobStatus.ERROR and job.in_final_state()
+
+
+def test_a_pub_past_the_services_limits_is_refused_at_run(client: Client) -> None:
+    circuit, _ = turn()
+    points = client.limits()["max_sweep_points"] + 1
+    with pytest.raises(ValidationError, match=f"a sweep of {points} points is more than MAX_SWEEP_POINTS"):
+        QTQSampler(client, default_shots=1).run([(circuit, np.zeros((points, 1)))])
 
 
 # -- QTQEstimator --------------------------------------------------------------------------------
