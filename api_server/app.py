@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring
+from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring, service_limits
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(router)
     app.include_router(batches.router)
     app.include_router(monitoring.router)
+    app.include_router(service_limits.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount("/static", dashboard.static_files, name="static")

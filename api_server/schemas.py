@@ -261,6 +261,22 @@ class Health(BaseModel):
     workers: list[WorkerView]
 
 
+class Limits(BaseModel):
+    """The limits this service enforces, so a client can size its requests (each is the setting of
+    the same name in upper case)."""
+
+    max_qubits: int = Field(description="Most qubits a circuit may declare.")
+    max_clbits: int = Field(description="Most classical bits a circuit may declare.")
+    max_shots: int = Field(description="Most shots a task may ask for.")
+    default_shots: int = Field(description="Shots of a task that does not say.")
+    max_circuit_bytes: int = Field(description="Largest circuit text, in UTF-8 bytes.")
+    max_batch_tasks: int = Field(description="Most tasks of one batch.")
+    max_batch_bytes: int = Field(description="Largest POST /batches body, in bytes.")
+    max_sweep_points: int = Field(description="Most points of one sweep.")
+    max_observables: int = Field(description="Most observables of one task.")
+    max_memory_shots: int = Field(description="Most per-shot outcomes one task may ask for (shots x points).")
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationMessage, "description": "A field is missing, has the wrong type or is out of range."},
     503: {"model": Message, "description": "The database is busy or unreachable; retry after `Retry-After` seconds."},

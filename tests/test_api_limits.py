@@ -70,3 +70,26 @@ def test_the_openapi_document_states_the_apps_own_limits(tmp_path: Path) -> None
         fields = client.get("/openapi.json").json()["components"]["schemas"]["TaskCreate"]["properties"]
     assert fields["shots"]["maximum"] == 10 and fields["shots"]["default"] == 5
     assert fields["circuit"]["maxLength"] == 5000
+
+
+def test_get_limits_answers_the_apps_own_settings(tmp_path: Path) -> None:
+    """What a client sizes its requests by (the Qiskit backend's qubits and batch size among them)."""
+    with app_client(tmp_path, max_qubits=20, max_batch_tasks=7, max_shots=10, default_shots=5) as client:
+        answer = client.get("/limits")
+        operation = client.get("/openapi.json").json()["paths"]["/limits"]["get"]
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "max_qubits": 20,
+        "max_clbits": 1024,
+        "max_shots": 10,
+        "default_shots": 5,
+        "max_circuit_bytes": 1_000_000,
+        "max_batch_tasks": 7,
+        "max_batch_bytes": 50_000_000,
+        "max_sweep_points": 1000,
+        "max_observables": 100,
+        "max_memory_shots": 100_000,
+    }
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Limits"
+    }

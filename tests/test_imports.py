@@ -108,3 +108,14 @@ def test_importing_the_client_and_its_command_loads_neither_qiskit_nor_the_servi
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd="/", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[]\n"
+
+
+def test_the_qiskit_extra_needs_qiskit_alone() -> None:
+    """`qtq.qiskit` (the [qiskit] extra) imports Qiskit but never Aer, which the extra does not install."""
+    check = (
+        "import sys, qtq.qiskit; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'qiskit', 'qiskit_aer', 'api_server', 'worker'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['qiskit']\n"

@@ -129,7 +129,11 @@ def run_python_example(code: str, base_url: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize(("code", "shown"), PYTHON_EXAMPLES, ids=["submit", "batch", "sweep", "asyncio"])
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    PYTHON_EXAMPLES,
+    ids=["submit", "batch", "sweep", "asyncio", "qiskit-backend", "qiskit-backend-primitives", "qiskit-primitives"],
+)
 def test_python_examples_print_what_the_readme_shows(code: str, shown: str, base_url: str) -> None:
     assert "from qtq import " in code
     assert run_python_example(code, base_url) == shown

@@ -166,6 +166,10 @@ def cancel_batch(batch_id: str) -> Call:
     return _post(f"/batches/{_id(batch_id)}/cancel")
 
 
+def get_limits() -> Call:
+    return Call("GET", "/limits")
+
+
 def already_cancelled(body: Any) -> bool:
     """A 409 to a cancel that says the task is cancelled: the cancel (maybe our own lost answer) took."""
     return isinstance(body, Mapping) and body.get("status") == "cancelled"

@@ -108,6 +108,10 @@ class AsyncClient:
         await batch.refresh()
         return batch
 
+    async def limits(self) -> dict[str, int]:
+        """GET /limits; see `Client.limits`."""
+        return dict(await self._transport.send(protocol.get_limits()))
+
     async def aclose(self) -> None:
         await self._transport.close()
 

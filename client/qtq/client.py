@@ -121,6 +121,10 @@ class Client:
         batch.refresh()
         return batch
 
+    def limits(self) -> dict[str, int]:
+        """GET /limits: the limits the service enforces (`max_qubits`, `max_shots`, `max_batch_tasks`, ...)."""
+        return dict(self._transport.send(protocol.get_limits()))
+
     def close(self) -> None:
         self._transport.close()
 
