@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -17,6 +16,7 @@ from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import ERROR_RESPONSES, MAX_WAIT_SECONDS, WRITE_ERROR_RESPONSES, Message
 from api_server.submissions import IdempotencyKey, key_conflict, new_task, queue_full, refuse, request_hash
 from api_server.views import CURSOR_PATTERN, batch_view, decode_cursor, encode_cursor, public_view
+from shared.ids import new_id
 from shared.models import Batch, SubmitOutcome, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def submit_batch(
     """Store every task of the batch in one transaction, in request order, or none of them."""
     if len(body.tasks) > settings.max_batch_tasks:
         refuse(("body",), "tasks", f"{len(body.tasks)} tasks are more than MAX_BATCH_TASKS={settings.max_batch_tasks}")
-    tasks = [(str(uuid.uuid4()), new_task(task, settings, ("body", "tasks", i))) for i, task in enumerate(body.tasks)]
+    tasks = [(new_id(), new_task(task, settings, ("body", "tasks", i))) for i, task in enumerate(body.tasks)]
     idempotency = None
     if idempotency_key is not None:
         idempotency = (idempotency_key, request_hash("/batches", body), settings.idempotency_ttl_hours * 3600)
     outcome, batch_id = store.create_batch(
-        str(uuid.uuid4()), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency
+        new_id(), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency
     )
     if outcome is SubmitOutcome.QUEUE_FULL:
         raise queue_full(store, settings, "this batch")

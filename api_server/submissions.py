@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from typing import Annotated, NoReturn
 
 from fastapi import Header, HTTPException
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from api_server.schemas import TaskCreate
 from api_server.task_options import TaskOptions, sweep_points
 from shared.config import Settings
+from shared.ids import new_id
 from shared.models import NewTask, SubmitOutcome, TaskStatus
 from shared.store import Store
 
@@ -112,7 +112,7 @@ def accept_task(
     a refusal names the parameter the client wrote."""
     task = new_task(body, settings, where)
     size = len(task.circuit.encode("utf-8"))
-    task_id = str(uuid.uuid4())
+    task_id = new_id()
     headers = {}
     if idempotency_key is None:
         created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from harness.databases import FreshDatabase
 from shared.backends import open_store
 from shared.config import Settings
 from shared.examples import BELL_QASM3
+from shared.ids import new_id
 from shared.models import NewTask, RunDetails
 from shared.store import Store
 
@@ -42,7 +42,7 @@ def _rates(store: Store) -> dict[str, float]:
     task = NewTask(BELL_QASM3, 1024)
     started = time.perf_counter()
     for _ in range(OPERATIONS):
-        store.create_task(str(uuid.uuid4()), task, time.time())
+        store.create_task(new_id(), task, time.time())  # ids as the API makes them
     submit = OPERATIONS / (time.perf_counter() - started)
     started = time.perf_counter()
     for _ in range(OPERATIONS):

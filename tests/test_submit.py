@@ -49,7 +49,7 @@ def test_accepts_bell_and_answers_202_with_location(client: httpx.Client) -> Non
     body = response.json()
     assert body["status"] == "submitted"
     assert set(body) == {"task_id", "status"}
-    assert uuid.UUID(body["task_id"]).version == 4
+    assert uuid.UUID(body["task_id"]).version == 7  # time-ordered (shared.ids)
     assert response.headers["location"] == f"/tasks/{body['task_id']}"
     # The row is committed before the 202: it is readable at once.
     view = client.get(response.headers["location"])
