@@ -153,3 +153,25 @@ def test_a_result_after_the_lease_was_taken_over_is_discarded(
     assert task is not None and task.status is TaskStatus.PENDING and task.worker_id == "w2"
     assert task.result is None
     assert "task t1: result discarded, this worker lost its lease to another worker" in caplog.text
+
+
+def test_results_in_hand_are_written_when_the_simulation_cannot_go_on(store: SqliteStore) -> None:
+    class BrokenAfterOne(StandIn):
+        def run_batch(
+            self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
+        ) -> Iterator[tuple[int, RunResult]]:
+            control.started(0)
+            yield 0, RunResult(Outcome.COUNTS, counts={"0": 100})
+            raise RuntimeError("the simulation process did not start")
+
+    for task_id in ("t1", "t2"):
+        store.create_task(task_id, NewTask("OPENQASM 3.0;", 100), time.time())
+    standin = BrokenAfterOne(lambda w, abort: RunResult(Outcome.ERROR))
+    worker = Worker(Settings(_env_file=None, lease_seconds=0.3), store, "w1", child=standin)
+    worker.claims.task_seconds = 0.001  # quick tasks: both are claimed at once
+    with pytest.raises(RuntimeError):
+        worker.run(burst=True)
+    store.initialize()
+    first, second = store.get_task("t1"), store.get_task("t2")
+    assert first is not None and first.status is TaskStatus.COMPLETED and first.result == {"0": 100}
+    assert second is not None and second.status is TaskStatus.PENDING  # left to its lease, not lost

@@ -161,10 +161,14 @@ class Worker:
         try:
             for index, result in self.child.run_batch(jobs, threads, self.settings.task_timeout_seconds, chunk):
                 chunk.finished(index, result, self._limit_error)
-            chunk.flush()
         finally:
-            self._chunk = None
-            self.leases.drop()
+            # Results already in hand are written even if the simulation could not go on (a child
+            # that will not start): their tasks must not run again. The rest go to their leases.
+            try:
+                chunk.flush()
+            finally:
+                self._chunk = None
+                self.leases.drop()
         self.claims.observe(chunk.run_seconds)
 
     def _task_in_hand(self) -> str | None:
