@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     worker_max_memory_mb: int = Field(default_factory=_half_of_memory_mb, ge=64)
     simulator_threads: int = Field(0, ge=0)
     max_claim_tasks: int = Field(32, ge=1)
+    claim_window_seconds: float = Field(0.1, gt=0, le=3600)
     max_qubits: int = Field(1024, ge=1)
     max_clbits: int = Field(1024, ge=1)
     max_loop_iterations: int = Field(1_000_000, ge=1)

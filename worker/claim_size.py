@@ -5,10 +5,6 @@ from __future__ import annotations
 import math
 import os
 
-# A claim holds about this much expected work: enough quick tasks that a claim, a commit and a
-# pipe round trip are shared by many, and little enough that the queue's tail stays shared
-# between the workers.
-CLAIM_WINDOW_SECONDS = 0.1
 # How fast the estimate of a task's run time follows the latest tasks.
 SMOOTHING = 0.2
 
@@ -20,15 +16,19 @@ class ClaimSizer:
     claims of several existed); a deep queue of quick tasks is claimed up to MAX_CLAIM_TASKS at once.
     """
 
-    def __init__(self, max_claim_tasks: int) -> None:
+    def __init__(self, max_claim_tasks: int, window_seconds: float = 0.1) -> None:
+        # A claim holds about window_seconds of expected work (CLAIM_WINDOW_SECONDS): enough quick
+        # tasks that a claim, a commit and a lease renewal serve many, and little enough that the
+        # queue's tail stays shared between the workers.
         self.max_claim_tasks = max_claim_tasks
+        self.window_seconds = window_seconds
         self.task_seconds: float | None = None
 
     def size(self, queue_depth: int, live_workers: int) -> int:
         if self.task_seconds is None or self.max_claim_tasks <= 1:
             return 1
         fair_share = math.ceil(queue_depth / max(1, live_workers))
-        in_window = int(CLAIM_WINDOW_SECONDS / max(self.task_seconds, 1e-6))
+        in_window = int(self.window_seconds / max(self.task_seconds, 1e-6))
         return max(1, min(self.max_claim_tasks, fair_share, in_window))
 
     def observe(self, run_seconds: list[float]) -> None:

@@ -72,7 +72,7 @@ class Worker:
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
         self._chunk: Chunk | None = None
         self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self._task_in_hand)
-        self.claims = ClaimSizer(settings.max_claim_tasks)
+        self.claims = ClaimSizer(settings.max_claim_tasks, settings.claim_window_seconds)
         self.policy = ChunkPolicy(
             stopping=self._stopping.is_set,
             past_grace=self._past_grace,
