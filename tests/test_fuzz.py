@@ -39,6 +39,12 @@ def _one_form(case: schemathesis.Case) -> bool:
     """A POST /tasks in one of its two forms: a JSON body without the text body's query parameters
     (shots, seed, tag), or circuit text whose `tag` parameters name each key once."""
     query = case.query or {}
+    if isinstance(case.body, str | bytes) and (
+        "\x00" in case.body if isinstance(case.body, str) else b"\x00" in case.body
+    ):
+        # The text body's schema pattern forbids NUL, but the generator has been seen to put one
+        # first in a text/plain body anyway: such a body is not schema-valid, and its 422 is right.
+        return False
     if case.media_type == "application/json":
         return not {"shots", "seed", "tag"} & set(query)
     tags = query.get("tag") or []
