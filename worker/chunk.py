@@ -28,7 +28,6 @@ class ChunkPolicy:
     stopping: Callable[[], bool]  # a shutdown was asked for: start nothing more
     past_grace: Callable[[], bool]  # the shutdown's grace is over: stop the running task too
     others_alive: Callable[[], bool]  # other workers could take what this one hands back
-    task_timeout_seconds: float
 
 
 class Chunk:

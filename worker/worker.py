@@ -77,7 +77,6 @@ class Worker:
             stopping=self._stopping.is_set,
             past_grace=self._past_grace,
             others_alive=lambda: self.housekeeper.workers_alive > 1,
-            task_timeout_seconds=settings.task_timeout_seconds,
         )
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
