@@ -39,10 +39,8 @@ class Queries:
 
     # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
     INSERT_TASK = """
-    INSERT INTO tasks (
-        id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags, batch_id, batch_index
-    )
-    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags, :batch_id, :batch_index
+    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags)
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags
     WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
     RETURNING seq
     """
@@ -111,8 +109,6 @@ class Queries:
     UPDATE tasks SET cancel_requested = TRUE
     WHERE batch_id = :id AND status = 'pending'
     """
-
-    HAS_WORK = "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'submitted') AS found"
 
     # How many tasks wait: the trigger-kept count (PostgreSQL spreads it over shards), no scan.
     QUEUE_DEPTH = "SELECT coalesce(sum(n), 0) AS n FROM task_counts WHERE status = 'submitted'"

@@ -34,6 +34,22 @@ from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_f
 from shared.store import NO_LIMIT, Store
 
 
+def _circuit_bytes(task: NewTask) -> int:
+    return len(task.circuit.encode("utf-8"))
+
+
+def _columns(task: NewTask) -> dict[str, Any]:
+    """A new task's own column values, by placeholder name, as both inserts bind them."""
+    return {
+        "circuit": task.circuit,
+        "shots": task.shots,
+        "seed": task.seed,
+        "bytes": _circuit_bytes(task),
+        "options": json.dumps(task.options) if task.options else None,
+        "tags": json.dumps(task.tags) if task.tags else None,
+    }
+
+
 class _QueueFull(Exception):
     """Raised inside a submission's transaction to roll it back."""
 
@@ -50,12 +66,8 @@ class SqlStore(Store):
         """A connection inside a write transaction, committed when the block ends."""
 
     def _claim_context(self) -> AbstractContextManager[Any]:
-        """Where CLAIM_NEXT runs: a plain connection when the statement alone is atomic."""
+        """Where CLAIM runs: a plain connection when the statement alone is atomic."""
         return self._connect()
-
-    def has_work(self) -> bool:
-        with self._connect() as conn:
-            return bool(conn.execute(self.sql.HAS_WORK, {}).fetchone()["found"])
 
     def finished_version(self) -> float:
         with self._connect() as conn:
@@ -72,37 +84,20 @@ class SqlStore(Store):
             self._task_created()
         return created
 
-    def _insert_task(
-        self,
-        conn: Any,
-        task_id: str,
-        task: NewTask,
-        now: float,
-        max_queued_bytes: int,
-        batch: tuple[str, int] | None = None,
-    ) -> bool:
+    def _insert_task(self, conn: Any, task_id: str, task: NewTask, now: float, max_queued_bytes: int) -> bool:
         """The task and its tags, inside the caller's transaction; False when the queue is full."""
-        params = {
-            "batch_id": batch[0] if batch else None,
-            "batch_index": batch[1] if batch else None,
-            "id": task_id,
-            "circuit": task.circuit,
-            "shots": task.shots,
-            "seed": task.seed,
-            "now": now,
-            "bytes": len(task.circuit.encode("utf-8")),
-            "max_bytes": max_queued_bytes,
-            "options": json.dumps(task.options) if task.options else None,
-            "tags": json.dumps(task.tags) if task.tags else None,
-        }
+        params = {"id": task_id, "now": now, "max_bytes": max_queued_bytes, **_columns(task)}
         row = conn.execute(self.sql.INSERT_TASK, params).fetchone()
         if row is None:
             return False
-        if task.tags:
-            conn.cursor().executemany(
-                self.sql.INSERT_TAG, [{"seq": row["seq"], "key": k, "value": v} for k, v in task.tags.items()]
-            )
+        self._insert_tags(conn, [(row["seq"], task)])
         return True
+
+    def _insert_tags(self, conn: Any, tasks: list[tuple[int, NewTask]]) -> None:
+        """The task_tags rows of these (seq, task), inside the caller's transaction."""
+        tags = [{"seq": seq, "key": k, "value": v} for seq, task in tasks for k, v in (task.tags or {}).items()]
+        if tags:
+            conn.cursor().executemany(self.sql.INSERT_TAG, tags)
 
     def create_task_once(
         self,
@@ -131,7 +126,7 @@ class SqlStore(Store):
         idempotency: tuple[str, str, float] | None = None,
     ) -> tuple[SubmitOutcome, str]:
         def insert(conn: Any) -> bool:
-            size = sum(len(task.circuit.encode("utf-8")) for _, task in tasks)
+            size = sum(_circuit_bytes(task) for _, task in tasks)
             if int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"]) + size > max_queued_bytes:
                 return False
             conn.execute(
@@ -151,27 +146,11 @@ class SqlStore(Store):
         chunk = tasks[start : start + BATCH_INSERT_ROWS]
         params: dict[str, Any] = {"batch_id": batch_id, "now": now}
         for i, (task_id, task) in enumerate(chunk):
-            params.update(
-                {
-                    f"id_{i}": task_id,
-                    f"circuit_{i}": task.circuit,
-                    f"shots_{i}": task.shots,
-                    f"seed_{i}": task.seed,
-                    f"bytes_{i}": len(task.circuit.encode("utf-8")),
-                    f"options_{i}": json.dumps(task.options) if task.options else None,
-                    f"tags_{i}": json.dumps(task.tags) if task.tags else None,
-                    f"batch_index_{i}": start + i,
-                }
-            )
+            columns = {"id": task_id, "batch_index": start + i, **_columns(task)}
+            params.update((f"{name}_{i}", value) for name, value in columns.items())
         found = conn.execute(insert_batch_tasks(self.sql, len(chunk)), params).fetchall()
         seq_of = {row["batch_index"]: row["seq"] for row in found}
-        tags = [
-            {"seq": seq_of[start + i], "key": key, "value": value}
-            for i, (_, task) in enumerate(chunk)
-            for key, value in (task.tags or {}).items()
-        ]
-        if tags:
-            conn.cursor().executemany(self.sql.INSERT_TAG, tags)
+        self._insert_tags(conn, [(seq_of[start + i], task) for i, (_, task) in enumerate(chunk)])
 
     def _submit(
         self, idempotency: tuple[str, str, float] | None, created_id: str, now: float, insert: Callable[[Any], bool]

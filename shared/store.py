@@ -136,10 +136,6 @@ class Store(abc.ABC):
     # --- the worker's side ----------------------------------------------------------------
 
     @abc.abstractmethod
-    def has_work(self) -> bool:
-        """Cheap read-only check: is any task waiting? Lets idle workers poll without a write lock."""
-
-    @abc.abstractmethod
     def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         """Settle tasks whose lease expired (requeue, fail past max_attempts, or cancel); (id, state, attempts)."""
 

@@ -51,7 +51,7 @@ def test_claims_oldest_first_and_never_twice(store: Store) -> None:
 
 
 def test_empty_queue_claims_nothing(store: Store) -> None:
-    assert not store.has_work()
+    assert store.queue_depth() == 0
     assert store.claim_next("w1", now=1.0, lease_seconds=30) is None
 
 

@@ -13,7 +13,7 @@ from qtq import _protocol as protocol
 from qtq._http import DEFAULT_TIMEOUT, AsyncTransport, Endpoint, Retry
 from qtq.batch import AsyncBatch
 from qtq.circuits import Circuit
-from qtq.task import AsyncTask
+from qtq.task import AsyncTask, apaged_tasks
 
 
 class AsyncClient:
@@ -74,14 +74,8 @@ class AsyncClient:
         page_size: int = protocol.PAGE_SIZE,
     ) -> AsyncIterator[AsyncTask]:
         """`async for task in client.list(...)`: newest first, a page at a time; see `Client.list`."""
-        call = protocol.list_tasks(status, tag, batch_id, page_size)
-        while True:
-            items, cursor = protocol.page(await self._transport.send(call))
-            for item in items:
-                yield AsyncTask(self._transport, item)
-            if cursor is None:
-                return
-            call = protocol.next_page(call, cursor)
+        async for task in apaged_tasks(self._transport, protocol.list_tasks(status, tag, batch_id, page_size)):
+            yield task
 
     async def cancel(self, task_id: str) -> AsyncTask:
         return await AsyncTask(self._transport, {"task_id": task_id, "status": "submitted"}).cancel()

@@ -10,7 +10,7 @@ from qtq import _protocol as protocol
 from qtq._http import AsyncTransport, Transport
 from qtq.errors import WaitTimeout
 from qtq.progress import ProgressBar
-from qtq.task import AsyncTask, Task
+from qtq.task import AsyncTask, Task, apaged_tasks, paged_tasks
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,7 @@ class Batch(BatchView):
 
     def tasks(self) -> Iterator[Task]:
         """Every task of the batch with its outcome as it is now, in the order they were submitted."""
-        call = protocol.batch_tasks(self.id)
-        while True:
-            items, cursor = protocol.page(self._transport.send(call))
-            yield from (Task(self._transport, item) for item in items)
-            if cursor is None:
-                return
-            call = protocol.next_page(call, cursor)
+        return paged_tasks(self._transport, protocol.batch_tasks(self.id))
 
     def cancel(self) -> BatchState:
         """Cancel every task not final yet (running ones are stopped within about a second)."""
@@ -142,14 +136,8 @@ class AsyncBatch(BatchView):
                     return self
 
     async def tasks(self) -> AsyncIterator[AsyncTask]:
-        call = protocol.batch_tasks(self.id)
-        while True:
-            items, cursor = protocol.page(await self._transport.send(call))
-            for item in items:
-                yield AsyncTask(self._transport, item)
-            if cursor is None:
-                return
-            call = protocol.next_page(call, cursor)
+        async for task in apaged_tasks(self._transport, protocol.batch_tasks(self.id)):
+            yield task
 
     async def cancel(self) -> BatchState:
         self.state = BatchState.from_json(await self._transport.send(protocol.cancel_batch(self.id)))

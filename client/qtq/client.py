@@ -13,7 +13,7 @@ from qtq import _protocol as protocol
 from qtq._http import DEFAULT_TIMEOUT, Endpoint, Retry, Transport
 from qtq.batch import Batch
 from qtq.circuits import Circuit
-from qtq.task import Task
+from qtq.task import Task, paged_tasks
 
 
 class Client:
@@ -84,13 +84,7 @@ class Client:
         """Tasks newest first, read a page at a time as the iteration goes. `tag`: `{"key": "value"}`
         or `"key:value"`; a task must carry every tag given. Items hold no circuit or result:
         `task.refresh()` reads the whole task."""
-        call = protocol.list_tasks(status, tag, batch_id, page_size)
-        while True:
-            items, cursor = protocol.page(self._transport.send(call))
-            yield from (Task(self._transport, item) for item in items)
-            if cursor is None:
-                return
-            call = protocol.next_page(call, cursor)
+        return paged_tasks(self._transport, protocol.list_tasks(status, tag, batch_id, page_size))
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a task (see `Task.cancel`)."""

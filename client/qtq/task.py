@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -186,3 +187,24 @@ class AsyncTask(TaskView):
                 raise
             await self.refresh()
         return self
+
+
+def paged_tasks(transport: Transport, call: protocol.Call) -> Iterator[Task]:
+    """The tasks of a paged list (`call` asks for its first page), a page read as the iteration gets to it."""
+    while True:
+        items, cursor = protocol.page(transport.send(call))
+        yield from (Task(transport, item) for item in items)
+        if cursor is None:
+            return
+        call = protocol.next_page(call, cursor)
+
+
+async def apaged_tasks(transport: AsyncTransport, call: protocol.Call) -> AsyncIterator[AsyncTask]:
+    """`paged_tasks` for an `AsyncClient`."""
+    while True:
+        items, cursor = protocol.page(await transport.send(call))
+        for item in items:
+            yield AsyncTask(transport, item)
+        if cursor is None:
+            return
+        call = protocol.next_page(call, cursor)
