@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,24 +11,13 @@ from bench.service import LONG_POLL_SECONDS, Client, ServiceBench, cpu_by_role
 PAGE = 500  # the largest page GET /batches/{id}/tasks gives
 
 
-def request(client: Client, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    client.conn.request(
-        method, path, json.dumps(body) if body is not None else None, {"Content-Type": "application/json"}
-    )
-    response = client.conn.getresponse()
-    answer: dict[str, Any] = json.loads(response.read())
-    assert response.status in (200, 202), answer
-    return answer
-
-
 def run_batch(base_url: str, circuit: str, size: int, shots: int) -> str:
     """Submit one batch and long-poll it until done; its id."""
     client = Client(base_url)
     try:
-        batch_id: str = request(client, "POST", "/batches", {"tasks": [{"circuit": circuit, "shots": shots}] * size})[
-            "batch_id"
-        ]
-        while not request(client, "GET", f"/batches/{batch_id}?wait={LONG_POLL_SECONDS}")["done"]:
+        tasks = [{"circuit": circuit, "shots": shots}] * size
+        batch_id = str(client.request("POST", "/batches", {"tasks": tasks}, expect=202)["batch_id"])
+        while not client.request("GET", f"/batches/{batch_id}?wait={LONG_POLL_SECONDS}")["done"]:
             pass
         return batch_id
     finally:
@@ -42,7 +30,7 @@ def read_results(base_url: str, batch_id: str) -> int:
     completed, cursor = 0, ""
     try:
         while True:
-            page = request(client, "GET", f"/batches/{batch_id}/tasks?limit={PAGE}{cursor}")
+            page = client.request("GET", f"/batches/{batch_id}/tasks?limit={PAGE}{cursor}")
             completed += sum(task["status"] == "completed" for task in page["items"])
             if not page.get("next_cursor"):
                 return completed

@@ -44,12 +44,17 @@ class Client:
 
     def post(self, payload: dict[str, Any]) -> str:
         """Submit one task with any of the request's fields; returns its id."""
+        return str(self.request("POST", "/tasks", payload, expect=202)["task_id"])
+
+    def request(self, method: str, path: str, payload: Any = None, expect: int = 200) -> dict[str, Any]:
+        """One request with a JSON body (if any); the JSON answer, which must have status `expect`."""
         self._reopen_if_idle()
-        self.conn.request("POST", "/tasks", json.dumps(payload), {"Content-Type": "application/json"})
+        body = json.dumps(payload) if payload is not None else None
+        self.conn.request(method, path, body, {"Content-Type": "application/json"})
         response = self.conn.getresponse()
-        body = json.loads(response.read())
-        assert response.status == 202, body
-        return body["task_id"]
+        answer: dict[str, Any] = json.loads(response.read())
+        assert response.status == expect, answer
+        return answer
 
     def wait_done(self, task_id: str) -> dict[str, Any]:
         """Long-poll until the task is finished, as a user would."""

@@ -103,8 +103,7 @@ class Chunk:
         if not self._pending:
             self._oldest_pending = time.monotonic()
         self._pending.append((finish, elapsed * 1000 if elapsed is not None else None))
-        if time.monotonic() - self._oldest_pending >= FLUSH_AFTER_SECONDS:
-            self.flush()
+        self.tick()
 
     def flush(self) -> None:
         """Write the results noted so far, in one transaction, and log each."""
