@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring, service_limits
+from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring, service_limits, usage
+from api_server.auth import RateLimiter
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = store
     app.state.metrics = monitoring.metrics_registry(store, settings)
     app.state.watcher = CompletionWatcher(store)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second)
     errors.install(app)
     # First: it takes POST /tasks only when the body is circuit text, and leaves JSON to `router`.
     app.include_router(circuit_text.router)
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(batches.router)
     app.include_router(monitoring.router)
     app.include_router(service_limits.router)
+    app.include_router(usage.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount("/static", dashboard.static_files, name="static")
@@ -84,7 +88,22 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         BodySizeLimit, max_bytes=settings.max_body_bytes, overrides={"/batches": settings.max_batch_bytes}
     )
     _document_limits(app, settings)
-    app.add_middleware(CsrfGuard, text_paths=frozenset({"/tasks"}), text_types=circuit_text.CONTENT_TYPES)
+    app.add_middleware(
+        CsrfGuard,
+        text_paths=frozenset({"/tasks"}),
+        text_types=circuit_text.CONTENT_TYPES,
+        trusted_origins=frozenset(settings.cors_allow_origins or ()),
+    )
+    if settings.cors_allow_origins:
+        # Outside the write rules, so that a preflight is answered before them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False)
     app.add_middleware(SecurityHeaders)
     return app

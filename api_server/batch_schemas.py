@@ -55,6 +55,7 @@ class BatchPublic(BaseModel):
     states: dict[TaskStatus, int] = Field(description="How many tasks are in each state.")
     done: bool = Field(description="True once every task is completed, failed or cancelled.")
     finished_at: datetime | None = Field(None, description="When the last task finished, once done.")
+    owner: str | None = Field(None, description="Admin keys only: the name of the key that submitted it.")
 
 
 class BatchTaskList(BaseModel):

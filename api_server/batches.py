@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api_server.auth import Caller, CallerDep
 from api_server.batch_schemas import BatchAccepted, BatchCreate, BatchPublic, BatchTaskList
 from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import ERROR_RESPONSES, MAX_WAIT_SECONDS, WRITE_ERROR_RESPONSES, Message
@@ -43,17 +44,25 @@ NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "
     },
 )
 def submit_batch(
-    body: BatchCreate, store: StoreDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None
+    caller: CallerDep,
+    body: BatchCreate,
+    store: StoreDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Store every task of the batch in one transaction, in request order, or none of them."""
+    """Store every task of the batch in one transaction, in request order, or none of them (a
+    batch that would pass the key's max_queued is refused whole)."""
     if len(body.tasks) > settings.max_batch_tasks:
         refuse(("body",), "tasks", f"{len(body.tasks)} tasks are more than MAX_BATCH_TASKS={settings.max_batch_tasks}")
-    tasks = [(new_id(), new_task(task, settings, ("body", "tasks", i))) for i, task in enumerate(body.tasks)]
+    tasks = [
+        (new_id(), new_task(task, settings, ("body", "tasks", i), owner=caller.name))
+        for i, task in enumerate(body.tasks)
+    ]
     idempotency = None
     if idempotency_key is not None:
         idempotency = (idempotency_key, request_hash("/batches", body), settings.idempotency_ttl_hours * 3600)
     outcome, batch_id = store.create_batch(
-        new_id(), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency
+        new_id(), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency, caller.quota(settings)
     )
     if outcome is SubmitOutcome.QUEUE_FULL:
         raise queue_full(store, settings, "this batch")
@@ -96,6 +105,7 @@ def _task_ids(store: Any, batch_id: str) -> list[str]:
 )
 async def get_batch(
     batch_id: str,
+    caller: CallerDep,
     store: StoreDep,
     wait: Annotated[
         float,
@@ -104,13 +114,13 @@ async def get_batch(
 ) -> JSONResponse:
     """Counts by state; with `wait`, the answer comes when the batch is done or the time is up."""
     deadline = time.monotonic() + wait
-    batch = await _batch(store, batch_id)
+    batch = await _batch(store, batch_id, caller)
     pause = 0.005
     while not batch.done and time.monotonic() < deadline:
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 0.25)
-        batch = await _batch(store, batch_id)
-    return JSONResponse(batch_view(batch))
+        batch = await _batch(store, batch_id, caller)
+    return JSONResponse(batch_view(batch, show_owner=caller.admin))
 
 
 @router.get(
@@ -122,17 +132,17 @@ async def get_batch(
 )
 def batch_tasks(
     batch_id: str,
+    caller: CallerDep,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 100,
     cursor: Annotated[
         str | None, Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN)
     ] = None,
 ) -> JSONResponse:
-    if store.get_batch(batch_id) is None:
-        raise HTTPException(404, NOT_FOUND)
+    _visible(store.get_batch(batch_id), caller)
     after = decode_cursor(cursor) if cursor is not None else -1
     tasks, last = store.batch_tasks(batch_id, after, limit)
-    page: dict[str, Any] = {"items": [public_view(task) for task in tasks]}
+    page: dict[str, Any] = {"items": [public_view(task, show_owner=caller.admin) for task in tasks]}
     if last is not None:
         page["next_cursor"] = encode_cursor(last)
     return JSONResponse(page)
@@ -145,19 +155,22 @@ def batch_tasks(
     summary="Cancel every task of a batch that is not final yet",
     responses={**NOT_FOUND_RESPONSE, **WRITE_ERROR_RESPONSES, **ERROR_RESPONSES},
 )
-def cancel_batch(batch_id: str, store: StoreDep) -> JSONResponse:
+def cancel_batch(batch_id: str, caller: CallerDep, store: StoreDep) -> JSONResponse:
     """Waiting tasks are cancelled at once; running ones are stopped by their workers within about a second."""
-    if store.get_batch(batch_id) is None:
-        raise HTTPException(404, NOT_FOUND)
+    _visible(store.get_batch(batch_id), caller)
     store.cancel_batch(batch_id, time.time())
     logger.info("batch %s: cancel requested", batch_id)
     batch = store.get_batch(batch_id)
     assert batch is not None
-    return JSONResponse(batch_view(batch))
+    return JSONResponse(batch_view(batch, show_owner=caller.admin))
 
 
-async def _batch(store: Any, batch_id: str) -> Batch:
-    batch = await run_in_threadpool(store.get_batch, batch_id)
-    if batch is None:
+def _visible(batch: Batch | None, caller: Caller) -> Batch:
+    """The batch, or the 404 of a batch that does not exist when it is another key's."""
+    if batch is None or not caller.may_see(batch.owner):
         raise HTTPException(404, NOT_FOUND)
     return batch
+
+
+async def _batch(store: Any, batch_id: str, caller: Caller) -> Batch:
+    return _visible(await run_in_threadpool(store.get_batch, batch_id), caller)

@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import Scope
 
+from api_server.auth import CallerDep
 from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import CIRCUIT_PATTERN, DEFAULT_MAX_CIRCUIT_BYTES, MAX_SEED, TaskCreate
 from api_server.submissions import IdempotencyKey, accept_task, refuse
@@ -142,6 +143,7 @@ router = APIRouter(route_class=TextBodyRoute)
 # Not in the schema: the JSON route documents this body beside its own (OPENAPI_BODY).
 @router.post("/tasks", include_in_schema=False, dependencies=[Depends(refuse_unknown_query)])
 def submit_circuit_text(
+    caller: CallerDep,
     circuit: Annotated[str, Depends(circuit_text)],
     store: StoreDep,
     settings: SettingsDep,
@@ -152,4 +154,4 @@ def submit_circuit_text(
 ) -> JSONResponse:
     """Queue the circuit sent as the body; exactly what the JSON form would store."""
     body = build_submission(circuit, shots, seed, tag)
-    return accept_task(body, store, settings, idempotency_key, where=("query",))
+    return accept_task(body, store, settings, caller, idempotency_key, where=("query",))

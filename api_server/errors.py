@@ -11,11 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from shared.errors import StoreBusy, StoreError
+from shared.errors import QuotaExceeded, StoreBusy, StoreError
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+# A key at its max_queued waits for some of its tasks to finish: a few seconds, not one.
+QUOTA_RETRY_AFTER_SECONDS = 5
 TOP_LEVEL_FIELDS = "circuit, shots, seed, tags, parameters, observables, memory, method and noise"
 
 
@@ -87,7 +89,15 @@ async def store_error(request: Request, exc: StoreError) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def over_quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
+    logger.info("refused %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=429, content={"detail": str(exc)}, headers={"Retry-After": str(QUOTA_RETRY_AFTER_SECONDS)}
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(StoreError, store_error)  # type: ignore[arg-type]
+    app.add_exception_handler(QuotaExceeded, over_quota)  # type: ignore[arg-type]

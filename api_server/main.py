@@ -15,10 +15,24 @@ import uvicorn
 
 from api_server import connections, descriptors
 from api_server.app import create_app
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.store import Store
 
 logger = logging.getLogger(__name__)
+
+
+def anonymous_refusal(settings: Settings, store: Store) -> str | None:
+    """Why the API must not start: reachable from other machines, yet open to anyone."""
+    if settings.listens_on_loopback or settings.allow_anonymous:
+        return None
+    store.initialize()
+    if store.find_key("").keys_exist:
+        return None
+    return (
+        f"ConfigError: API_HOST={settings.api_host} lets other machines in and there is no API key yet: create one "
+        "with `python -m api_server.keys create NAME --admin`, or set ALLOW_ANONYMOUS=true to serve anyone"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     # handlers that were installed before it started. Make those no-ops so a clean shutdown exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
+    app = create_app(settings)
+    refusal = anonymous_refusal(settings, app.state.store)
+    if refusal is not None:
+        logger.error(refusal)
+        raise SystemExit(2)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         http=connections.protocol_class(settings.header_timeout_seconds),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from api_server.auth import CHALLENGE, Caller, MaybeCallerDep, bearer_token, identify
 from api_server.deps import SettingsDep, StoreDep
 from api_server.schemas import Health, Message, WorkerView
 from api_server.views import timestamp
@@ -32,7 +34,10 @@ def read_stats(store: Store, settings: Settings) -> QueueStats:
     summary="Database reachability, queue depth and live workers",
     responses={503: {"model": Message, "description": "The database cannot be reached."}},
 )
-def health(store: StoreDep, settings: SettingsDep) -> Health:
+def health(store: StoreDep, settings: SettingsDep, caller: MaybeCallerDep) -> Health:
+    """Without an accepted key (once the service has keys), only `status` and `database`."""
+    if caller is None:
+        return Health(status="ok", database="ok")
     stats = read_stats(store, settings)
     return Health(
         status="ok",
@@ -93,8 +98,25 @@ def metrics_registry(store: Store, settings: Settings) -> CollectorRegistry:
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format."},
+        401: {"model": Message, "description": "No admin key and no METRICS_TOKEN."},
+        403: {"model": Message, "description": "A key that is not an admin key."},
         503: {"model": Message, "description": "The database cannot be reached."},
     },
 )
-def metrics(request: Request) -> Response:
+def metrics(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+    """For an admin key, or METRICS_TOKEN; open while the service has no keys and no METRICS_TOKEN."""
+    token = bearer_token(request)
+    by_token = (
+        settings.metrics_token is not None
+        and token is not None
+        and hmac.compare_digest(token.encode(), settings.metrics_token.encode())
+    )
+    if not by_token:
+        caller = identify(store, token)
+        if not isinstance(caller, Caller):
+            raise HTTPException(401, caller, headers=CHALLENGE)
+        if caller.open and settings.metrics_token is not None:
+            raise HTTPException(401, "/metrics needs METRICS_TOKEN as Authorization: Bearer <token>", headers=CHALLENGE)
+        if not caller.sees_all:
+            raise HTTPException(403, "/metrics needs an admin key or METRICS_TOKEN")
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

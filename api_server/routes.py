@@ -14,6 +14,7 @@ from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from api_server import circuit_text
+from api_server.auth import Caller, CallerDep
 from api_server.circuit_text import SeedQuery, ShotsQuery, TagQuery
 from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import (
@@ -42,8 +43,17 @@ NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": Message, "
 TAG_FILTER_PATTERN = r"^[A-Za-z0-9_.-][A-Za-z0-9_.:-]{0,63}:"
 
 
-def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content=public_view(task))
+def _task_response(task: Task, caller: Caller, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content=public_view(task, show_owner=caller.admin))
+
+
+def owner_filter(caller: Caller, owner: str | None) -> str | None:
+    """Whose tasks a list shows: the caller's own, or (admins, open mode) everyone's or the named key's."""
+    if caller.sees_all:
+        return owner
+    if owner is not None and owner != caller.name:
+        raise HTTPException(403, "only admin keys list the tasks of other keys (leave out owner)")
+    return caller.name
 
 
 @router.get(
@@ -54,6 +64,7 @@ def _task_response(task: Task, status_code: int = 200) -> JSONResponse:
     responses=ERROR_RESPONSES,
 )
 def list_tasks(
+    caller: CallerDep,
     store: StoreDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 50,
@@ -68,14 +79,19 @@ def list_tasks(
             max_length=MAX_TAGS,
         ),
     ] = None,
+    owner: Annotated[
+        str | None, Query(description="Admin keys only: the tasks of the key with this name.", max_length=64)
+    ] = None,
 ) -> TaskList:
-    """Keyset pagination: pages stay stable while new tasks arrive."""
+    """Keyset pagination: pages stay stable while new tasks arrive. A key sees its own tasks; an
+    admin key sees every key's (`owner` narrows them to one)."""
     before = decode_cursor(cursor) if cursor is not None else None
     # The pattern ensures a key and a colon: split there.
     wanted = [(key, value) for key, _, value in (given.partition(":") for given in tag or [])]
-    items, next_seq = store.list_tasks(status, before, limit, wanted, batch_id)
+    items, next_seq = store.list_tasks(status, before, limit, wanted, batch_id, owner_filter(caller, owner))
     return TaskList(
-        items=[list_item(t) for t in items], next_cursor=encode_cursor(next_seq) if next_seq is not None else None
+        items=[list_item(t, caller.admin) for t in items],
+        next_cursor=encode_cursor(next_seq) if next_seq is not None else None,
     )
 
 
@@ -112,6 +128,7 @@ def list_tasks(
     openapi_extra=circuit_text.OPENAPI_BODY,
 )
 def submit_task(
+    caller: CallerDep,
     body: TaskCreate,
     store: StoreDep,
     settings: SettingsDep,
@@ -129,7 +146,7 @@ def submit_task(
         if value is not None:
             # Ignoring it would run the JSON body's value (or the default) without a word.
             refuse(("query",), name, "is a query parameter only for a circuit sent as text; put it in the JSON body")
-    return accept_task(body, store, settings, idempotency_key)
+    return accept_task(body, store, settings, caller, idempotency_key)
 
 
 @router.get(
@@ -139,12 +156,12 @@ def submit_task(
     summary="Get a task's circuit text and drawing",
     responses={**NOT_FOUND_RESPONSE, **ERROR_RESPONSES},
 )
-def get_circuit(task_id: str, store: StoreDep) -> CircuitView:
+def get_circuit(task_id: str, caller: CallerDep, store: StoreDep) -> CircuitView:
     """The submitted text, and Qiskit's text diagram once a worker has parsed the circuit."""
     found = store.get_circuit(task_id)
-    if found is None:
+    if found is None or not caller.may_see(found[2]):
         raise HTTPException(404, NOT_FOUND)
-    circuit, diagram = found
+    circuit, diagram, _ = found
     return CircuitView(task_id=task_id, circuit=circuit, diagram=diagram)
 
 
@@ -162,8 +179,13 @@ def get_circuit(task_id: str, store: StoreDep) -> CircuitView:
         **ERROR_RESPONSES,
     },
 )
-def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
+def cancel_task(task_id: str, caller: CallerDep, store: StoreDep) -> JSONResponse:
     """A submitted task is cancelled at once; a pending one is stopped by its worker."""
+    if not caller.sees_all:
+        # Another key's task is answered as if it did not exist (its owner never changes).
+        found = store.get_task(task_id)
+        if found is None or found.owner != caller.name:
+            raise HTTPException(404, NOT_FOUND)
     outcome = store.cancel(task_id, time.time())
     if outcome is None:
         raise HTTPException(404, NOT_FOUND)
@@ -175,7 +197,7 @@ def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
     task = store.get_task(task_id)
     assert task is not None  # it existed an instant ago, and tasks are never deleted while live
     logger.info("task %s %s", task_id, "cancelled" if outcome.status is TaskStatus.CANCELLED else "cancel requested")
-    return _task_response(task, 200 if outcome.status is TaskStatus.CANCELLED else 202)
+    return _task_response(task, caller, 200 if outcome.status is TaskStatus.CANCELLED else 202)
 
 
 @router.get(
@@ -188,6 +210,7 @@ def cancel_task(task_id: str, store: StoreDep) -> JSONResponse:
 )
 async def get_task(
     task_id: str,
+    caller: CallerDep,
     store: StoreDep,
     watcher: WatcherDep,
     wait: Annotated[
@@ -207,15 +230,15 @@ async def get_task(
     """
     if wait <= 0:
         task = await run_in_threadpool(store.get_task, task_id)
-        if task is None:
+        if task is None or not caller.may_see(task.owner):
             raise HTTPException(404, NOT_FOUND)
-        return _task_response(task)
+        return _task_response(task, caller)
     with watcher.waiter(task_id) as finished:
         task = await run_in_threadpool(store.get_task, task_id)
-        if task is None:
+        if task is None or not caller.may_see(task.owner):
             raise HTTPException(404, NOT_FOUND)
         if not task.status.is_terminal:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished, wait)
             task = await run_in_threadpool(store.get_task, task_id) or task
-    return _task_response(task)
+    return _task_response(task, caller)

@@ -187,6 +187,7 @@ class TaskPublic(BaseModel):
     results: list[SweepPoint] | None = Field(None, description="A sweep's points, in order; a sweep has no `result`.")
     tags: dict[str, str] | None = Field(None, description="As submitted.")
     batch_id: str | None = Field(None, description="The batch the task was submitted in, if any.")
+    owner: str | None = Field(None, description="Admin keys only: the name of the key that submitted it.")
 
 
 class TaskListItem(BaseModel):
@@ -201,6 +202,7 @@ class TaskListItem(BaseModel):
     num_qubits: int | None = None
     tags: dict[str, str] | None = None
     batch_id: str | None = None
+    owner: str | None = Field(None, description="Admin keys only: the name of the key that submitted it.")
 
 
 class TaskList(BaseModel):
@@ -253,12 +255,33 @@ class ValidationMessage(BaseModel):
 
 
 class Health(BaseModel):
-    """Database reachability, queue depth by state, and the workers heard from within LEASE_SECONDS."""
+    """Database reachability, queue depth by state, and the workers heard from within LEASE_SECONDS
+    (once the service has API keys, queue and workers only for a request with a key)."""
 
     status: str
     database: str
-    queue: dict[TaskStatus, int]
-    workers: list[WorkerView]
+    queue: dict[TaskStatus, int] | None = None
+    workers: list[WorkerView] | None = None
+
+
+class UsageFigures(BaseModel):
+    tasks_submitted: int
+    shots: int = Field(description="Shots of completed tasks (a sweep's at every point).")
+    simulation_seconds: float = Field(description="Time spent simulating, completed and failed tasks.")
+
+
+class KeyUsage(BaseModel):
+    owner: str | None = Field(
+        None, description="The key's name (absent for tasks submitted while the service was open)."
+    )
+    today: UsageFigures = Field(description="Since midnight UTC.")
+    total: UsageFigures
+
+
+class UsageReport(BaseModel):
+    """What keys used: the caller's own key, or every key for an admin key."""
+
+    items: list[KeyUsage]
 
 
 class Limits(BaseModel):
@@ -278,6 +301,11 @@ class Limits(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "The service has API keys and the request has no accepted one."},
+    429: {
+        "model": Message,
+        "description": "Past RATE_LIMIT_PER_SECOND, or (a submission) the key's max_queued; retry after `Retry-After`.",
+    },
     422: {"model": ValidationMessage, "description": "A field is missing, has the wrong type or is out of range."},
     503: {"model": Message, "description": "The database is busy or unreachable; retry after `Retry-After` seconds."},
 }

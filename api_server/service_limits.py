@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api_server.auth import get_caller
 from api_server.deps import SettingsDep
 from api_server.schemas import Limits
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(get_caller)])
 
 
 @router.get("/limits", response_model=Limits, summary="The limits this service enforces on circuits and requests")

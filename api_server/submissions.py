@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api_server.auth import Caller
 from api_server.schemas import TaskCreate
 from api_server.task_options import TaskOptions, sweep_points
 from shared.config import Settings
@@ -56,7 +57,9 @@ def refuse(where: tuple[str | int, ...], field: str | int, message: str, kind: s
     raise RequestValidationError([{"type": kind, "loc": (*where, field), "msg": message, "input": None}])
 
 
-def new_task(body: TaskCreate, settings: Settings, where: tuple[str | int, ...] = ("body",)) -> NewTask:
+def new_task(
+    body: TaskCreate, settings: Settings, where: tuple[str | int, ...] = ("body",), owner: str = ""
+) -> NewTask:
     """The task to store, or a 422 (413 for the circuit's size) naming what exceeds which setting."""
     shots = body.shots if body.shots is not None else settings.default_shots
     if shots > settings.max_shots:
@@ -86,7 +89,7 @@ def new_task(body: TaskCreate, settings: Settings, where: tuple[str | int, ...] 
             413, f"{which}circuit is {size} bytes; the limit is MAX_CIRCUIT_BYTES={settings.max_circuit_bytes}"
         )
     options = body.model_dump(include=OPTION_FIELDS, exclude_defaults=True, exclude_none=True)
-    return NewTask(body.circuit, shots, body.seed, options or None, body.tags or None)
+    return NewTask(body.circuit, shots, body.seed, options or None, body.tags or None, owner)
 
 
 def queue_full(store: Store, settings: Settings, what: str) -> HTTPException:
@@ -103,6 +106,7 @@ def accept_task(
     body: TaskCreate,
     store: Store,
     settings: Settings,
+    caller: Caller,
     idempotency_key: str | None,
     where: tuple[str | int, ...] = ("body",),
 ) -> JSONResponse:
@@ -110,12 +114,12 @@ def accept_task(
 
     `where` is where the request carried the options (`("query",)` for a circuit sent as text), so
     a refusal names the parameter the client wrote."""
-    task = new_task(body, settings, where)
+    task = new_task(body, settings, where, owner=caller.name)
     size = len(task.circuit.encode("utf-8"))
     task_id = new_id()
     headers = {}
     if idempotency_key is None:
-        created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes)
+        created = store.create_task(task_id, task, time.time(), settings.max_queued_bytes, caller.quota(settings))
     else:
         outcome, task_id = store.create_task_once(
             idempotency_key,
@@ -125,6 +129,7 @@ def accept_task(
             time.time(),
             settings.max_queued_bytes,
             settings.idempotency_ttl_hours * 3600,
+            caller.quota(settings),
         )
         if outcome is SubmitOutcome.CONFLICT:
             raise key_conflict(idempotency_key)

@@ -26,8 +26,9 @@ def rfc3339(value: float) -> str:
     return datetime.fromtimestamp(value, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def public_view(task: Task) -> dict[str, Any]:
-    """The JSON body of GET /tasks/{task_id} (schema: TaskPublic), with no null fields.
+def public_view(task: Task, show_owner: bool = False) -> dict[str, Any]:
+    """The JSON body of GET /tasks/{task_id} (schema: TaskPublic), with no null fields; the
+    owner's key name only for an admin.
 
     Built as a plain dict: the task view is the hottest read of the API, and a pydantic model
     built and dumped per request costs more than the database read behind it.
@@ -51,6 +52,7 @@ def public_view(task: Task) -> dict[str, Any]:
         "cancel_requested": True if task.cancel_requested and task.status is TaskStatus.PENDING else None,
         "tags": task.tags,
         "batch_id": task.batch_id,
+        "owner": task.owner if show_owner and task.owner else None,
     }
     if task.options:
         view.update(_options_view(task.options, task.output or {}))
@@ -72,7 +74,7 @@ def _ms(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
-def batch_view(batch: Batch) -> dict[str, Any]:
+def batch_view(batch: Batch, show_owner: bool = False) -> dict[str, Any]:
     """The JSON body of GET /batches/{batch_id} (schema: BatchPublic), with no null fields."""
     view: dict[str, Any] = {
         "batch_id": batch.id,
@@ -82,11 +84,12 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "states": {state.value: n for state, n in sorted(batch.states.items())},
         "done": batch.done,
         "finished_at": rfc3339(batch.finished_at) if batch.finished_at is not None else None,
+        "owner": batch.owner if show_owner and batch.owner else None,
     }
     return {key: value for key, value in view.items() if value is not None}
 
 
-def list_item(task: TaskSummary) -> TaskListItem:
+def list_item(task: TaskSummary, show_owner: bool = False) -> TaskListItem:
     return TaskListItem(
         task_id=task.id,
         status=task.status,
@@ -97,6 +100,7 @@ def list_item(task: TaskSummary) -> TaskListItem:
         num_qubits=task.num_qubits,
         tags=task.tags,
         batch_id=task.batch_id,
+        owner=task.owner if show_owner and task.owner else None,
     )
 
 

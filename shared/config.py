@@ -35,6 +35,8 @@ def _host_list(value: object) -> object:
 # A name, an IPv4 address, a bracketed IPv6 address, `*.example.org`, or `*` alone (any host).
 HOST_PATTERN = r"^(\*|(\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# An origin as browsers send it: scheme, host and an optional port, no path.
+ORIGIN_PATTERN = r"^https?://[A-Za-z0-9_.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
 WILDCARD_ADDRESSES = ("0.0.0.0", "::")
 
 
@@ -60,6 +62,13 @@ class Settings(BaseSettings):
         list[Annotated[str, Field(pattern=HOST_PATTERN)]] | None, NoDecode, BeforeValidator(_host_list)
     ] = Field(None, min_length=1)
     header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    allow_anonymous: bool = False
+    default_max_queued: Annotated[int | None, BeforeValidator(_empty_is_unset)] = Field(None, ge=1)
+    rate_limit_per_second: Annotated[int | None, BeforeValidator(_empty_is_unset)] = Field(None, ge=1)
+    metrics_token: Annotated[str | None, BeforeValidator(_empty_is_unset)] = Field(None, min_length=16)
+    cors_allow_origins: Annotated[
+        list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]] | None, NoDecode, BeforeValidator(_host_list)
+    ] = Field(None, min_length=1)
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -105,6 +114,11 @@ class Settings(BaseSettings):
     def listens_on_all_addresses(self) -> bool:
         """API_HOST is a wildcard address: clients reach the API under names this process cannot know."""
         return self.api_host in WILDCARD_ADDRESSES
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """API_HOST is an address only this machine can reach."""
+        return self.api_host in ("localhost", "::1") or self.api_host.startswith("127.")
 
     @property
     def trusted_hosts(self) -> list[str]:

@@ -19,3 +19,14 @@ class StoreBusy(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database file cannot be opened or read."""
+
+
+class QuotaExceeded(QueueError):
+    """A submission would put more of a key's tasks in the queue than its max_queued allows."""
+
+    def __init__(self, owner: str, queued: int, adding: int, limit: int) -> None:
+        super().__init__(
+            f"key {owner!r} already has {queued} tasks submitted or pending; {adding} more would pass its "
+            f"max_queued={limit}; retry when some have finished"
+        )
+        self.owner, self.queued, self.adding, self.limit = owner, queued, adding, limit

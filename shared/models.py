@@ -46,6 +46,7 @@ class TaskSummary:
     seq: int = 0
     tags: dict[str, str] | None = None
     batch_id: str | None = None
+    owner: str = ""  # the name of the API key that submitted it; "" when the service is open
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Task:
     output: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
     batch_id: str | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class NewTask:
     seed: int | None = None
     options: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
+    owner: str = ""  # the submitting key's name; fair share takes turns between owners
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Batch:
     states: dict[TaskStatus, int]
     tags: dict[str, str] | None = None
     finished_at: float | None = None  # when its last task finished, once every one has
+    owner: str = ""
 
     @property
     def done(self) -> bool:
@@ -123,6 +127,7 @@ class Claim:
     attempt: int
     created_at: float
     options: dict[str, Any] | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,3 +194,40 @@ class QueueStats:
     queue_wait: Histogram
     run_time: Histogram
     workers: list[WorkerInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's record; the token itself is never stored, only its hash."""
+
+    id: str
+    name: str
+    admin: bool
+    max_queued: int | None
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    """What a bearer token's hash found: whether the service has keys at all, and the matching key."""
+
+    keys_exist: bool
+    key: ApiKey | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one owner used: tasks submitted, shots run and simulation seconds."""
+
+    submitted: int = 0
+    shots: int = 0
+    simulation_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class OwnerUsage:
+    owner: str
+    today: Usage
+    total: Usage

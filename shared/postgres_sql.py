@@ -222,6 +222,45 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 9: API keys, task owners, fair-share turns and usage.
+    [
+        """
+        CREATE TABLE api_keys (
+            id           TEXT    PRIMARY KEY,
+            name         TEXT    NOT NULL UNIQUE,
+            token_hash   TEXT    NOT NULL UNIQUE,
+            admin        BOOLEAN NOT NULL DEFAULT FALSE,
+            max_queued   INTEGER,
+            created_at   DOUBLE PRECISION NOT NULL,
+            last_used_at DOUBLE PRECISION,
+            revoked_at   DOUBLE PRECISION
+        )
+        """,
+        """
+        CREATE TABLE key_usage (
+            owner              TEXT    NOT NULL,
+            day                INTEGER NOT NULL,
+            shard              INTEGER NOT NULL,
+            submitted          BIGINT  NOT NULL,
+            shots              BIGINT  NOT NULL,
+            simulation_seconds DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (owner, day, shard)
+        )
+        """,
+        "ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tasks ADD COLUMN turn BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE batches ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        # Claims walk the waiting tasks in turn order (the old order by seq alone is gone).
+        "DROP INDEX tasks_submitted_by_seq",
+        "CREATE INDEX tasks_submitted_by_turn ON tasks (turn, seq) WHERE status = 'submitted'",
+        # An owner's last turn and its count of waiting and running tasks (max_queued).
+        "CREATE INDEX tasks_waiting_by_owner ON tasks (owner, status, turn) WHERE status IN ('submitted', 'pending')",
+        # A key's own list, newest first.
+        "CREATE INDEX tasks_by_owner_seq ON tasks (owner, seq)",
+    ]
+)
+
 # The task rows a statement changed the status of, old and new side by side (transition tables).
 _CHANGED = "old_rows o JOIN new_rows n ON n.seq = o.seq WHERE o.status <> n.status"
 _FINAL = "('completed', 'failed', 'cancelled')"
@@ -353,7 +392,7 @@ FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', '
 # For the tests and operators: how PostgreSQL finds the rows CLAIM takes.
 EXPLAIN_CLAIM = (
     "EXPLAIN (FORMAT JSON) SELECT seq FROM tasks WHERE status = 'submitted'"
-    " ORDER BY seq LIMIT 32 FOR UPDATE SKIP LOCKED"
+    " ORDER BY turn, seq LIMIT 32 FOR UPDATE SKIP LOCKED"
 )
 
 # A quoted literal (kept, but for its `%`), a `::` cast (kept), a `:name` placeholder, or a `%`.
@@ -394,20 +433,24 @@ class PostgresQueries(Queries):
     def written(cls, text: str) -> str:
         return to_pyformat(text)
 
-    # The oldest :limit submitted tasks no other transaction holds, claimed in one statement: SKIP
-    # LOCKED lets any number of workers claim at once without waiting on each other.
+    # The first :limit submitted tasks in turn order that no other transaction holds, claimed in
+    # one statement: SKIP LOCKED lets any number of workers claim at once without waiting on each other.
     CLAIM = """
     WITH next AS (
         SELECT seq FROM tasks WHERE status = 'submitted'
-        ORDER BY seq LIMIT %(limit)s
+        ORDER BY turn, seq LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
         started_at = %(now)s, lease_expires_at = %(expires)s
     FROM next WHERE tasks.seq = next.seq
     RETURNING tasks.seq, tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at,
-        tasks.options
+        tasks.options, tasks.owner
     """
+
+    # The key's row, held until the submission commits: concurrent submissions of one key count
+    # its queued tasks one after the other, so none can pass its max_queued by racing.
+    LOCK_OWNER = "SELECT 1 FROM api_keys WHERE name = %(owner)s FOR UPDATE"
 
     # FOR UPDATE: a cancel that found the task finished reports the state it really had.
     SELECT_STATUS = "SELECT status FROM tasks WHERE id = %(id)s FOR UPDATE"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -109,6 +110,9 @@ class PostgresStore(SqlStore):
                 conn.execute(postgres_sql.RECORD_VERSION, {"version": number})
             for metric, bounds in BUCKETS_BY_METRIC.items():
                 conn.execute(postgres_sql.SEED_BUCKETS, {"metric": metric, "bounds": list(map(float, bounds))})
+
+    def _usage_shard(self) -> int:
+        return random.randrange(postgres_sql.SHARDS)
 
     def finished_among(self, task_ids: list[str]) -> list[str]:
         with self._connect() as conn:

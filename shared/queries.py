@@ -13,10 +13,23 @@ from typing import ClassVar
 _TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
 lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output, tags,
-batch_id
+batch_id, owner
 """
 
-_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags, batch_id"
+_KEY_COLUMNS = "id, name, admin, max_queued, created_at, last_used_at, revoked_at"
+
+_SUMMARY_COLUMNS = "seq, id, status, shots, created_at, started_at, finished_at, num_qubits, tags, batch_id, owner"
+
+# Fair share: a new task's turn is one past its owner's last waiting task, but never before the
+# first turn still waiting. Workers claim in turn order, so an owner with one task waits behind at
+# most one task of each other owner, however many those have queued; within an owner, oldest first.
+_TURN = """
+CASE WHEN turns.mine > turns.lowest THEN turns.mine ELSE turns.lowest END
+"""
+_TURNS = """
+(SELECT coalesce((SELECT max(turn) + 1 FROM tasks WHERE owner = :owner AND status = 'submitted'), 0) AS mine,
+        coalesce((SELECT min(turn) FROM tasks WHERE status = 'submitted'), 0) AS lowest) AS turns
+"""
 
 # Every write by a worker names the attempt it holds: a worker whose lease was taken over
 # matches no row and so cannot overwrite the new owner's state.
@@ -32,17 +45,76 @@ class Queries:
     """The statements of the store's shared methods; a class only as a namespace a dialect can extend."""
 
     # Written by each dialect: how to claim without a race, whether a read can lock its row,
-    # and how the +Inf histogram bucket is stored.
+    # how the +Inf histogram bucket is stored, and how a submission keeps others of its owner out
+    # while it counts the owner's queued tasks.
     CLAIM: ClassVar[str]
     SELECT_STATUS: ClassVar[str]
     HISTOGRAMS: ClassVar[str]
+    LOCK_OWNER: ClassVar[str]
 
     # Inserts nothing when the queue's circuit bytes would pass the limit (then no row comes back).
-    INSERT_TASK = """
-    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags)
-    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags
+    INSERT_TASK = f"""
+    INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags, owner, turn)
+    SELECT :id, 'submitted', :circuit, :shots, :seed, :now, :bytes, :options, :tags, :owner, {_TURN}
+    FROM {_TURNS}
     WHERE (SELECT coalesce(sum(value), 0) FROM counters WHERE name = 'queued_bytes') + :bytes <= :max_bytes
     RETURNING seq
+    """
+
+    # The first turn of a batch's tasks (they take consecutive turns from there).
+    FIRST_TURN = f"SELECT {_TURN} AS turn FROM {_TURNS}"
+
+    # How many of an owner's tasks wait or run, for its max_queued (tasks_waiting_by_owner).
+    OWNER_QUEUED = "SELECT count(*) AS n FROM tasks WHERE owner = :owner AND status IN ('submitted', 'pending')"
+
+    # What an owner used, per day (UTC days since the epoch); PostgreSQL spreads each over shards,
+    # so that concurrent submissions of one key do not queue on one row.
+    COUNT_SUBMITTED = """
+    INSERT INTO key_usage (owner, day, shard, submitted, shots, simulation_seconds)
+    VALUES (:owner, :day, :shard, :n, 0, 0)
+    ON CONFLICT (owner, day, shard) DO UPDATE SET submitted = key_usage.submitted + excluded.submitted
+    """
+
+    COUNT_RUN = """
+    INSERT INTO key_usage (owner, day, shard, submitted, shots, simulation_seconds)
+    VALUES (:owner, :day, :shard, 0, :shots, :seconds)
+    ON CONFLICT (owner, day, shard) DO UPDATE SET shots = key_usage.shots + excluded.shots,
+        simulation_seconds = key_usage.simulation_seconds + excluded.simulation_seconds
+    """
+
+    # `{owner_filter}` is empty or OWNER_USAGE_FILTER.
+    USAGE = """
+    SELECT owner,
+        sum(CASE WHEN day = :today THEN submitted ELSE 0 END) AS today_submitted,
+        sum(CASE WHEN day = :today THEN shots ELSE 0 END) AS today_shots,
+        sum(CASE WHEN day = :today THEN simulation_seconds ELSE 0 END) AS today_seconds,
+        sum(submitted) AS total_submitted, sum(shots) AS total_shots, sum(simulation_seconds) AS total_seconds
+    FROM key_usage {owner_filter} GROUP BY owner ORDER BY owner
+    """
+
+    OWNER_USAGE_FILTER = "WHERE owner = :owner"
+
+    INSERT_KEY = """
+    INSERT INTO api_keys (id, name, token_hash, admin, max_queued, created_at)
+    VALUES (:id, :name, :token_hash, :admin, :max_queued, :now)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING id
+    """
+
+    LIST_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, name"
+
+    REVOKE_KEY = "UPDATE api_keys SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL RETURNING id"
+
+    # One read per request: whether the service has keys at all (then every request needs one), and
+    # the key the token's hash names. A revoked key stays a row, so revoking never reopens the service.
+    FIND_KEY = f"""
+    SELECT (SELECT count(*) FROM api_keys) AS keys, k.{_KEY_COLUMNS.replace(", ", ", k.")}
+    FROM (SELECT 1 AS one) AS o LEFT JOIN api_keys k ON k.token_hash = :token_hash
+    """
+
+    # last_used_at is written at most once a minute per key, not on every request.
+    TOUCH_KEY = """
+    UPDATE api_keys SET last_used_at = :now WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :stale)
     """
 
     # A key older than the TTL is forgotten first, so it may name a new request.
@@ -72,7 +144,7 @@ class Queries:
 
     SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"
 
-    SELECT_CIRCUIT = "SELECT circuit, diagram FROM tasks WHERE id = :id"
+    SELECT_CIRCUIT = "SELECT circuit, diagram, owner FROM tasks WHERE id = :id"
 
     # `{{filters}}` takes STATUS_FILTER and any TAG_FILTER_<n>, each bound, never formatted values.
     LIST_TASKS = f"""
@@ -85,9 +157,11 @@ class Queries:
 
     BATCH_FILTER = "AND batch_id = :batch_id"
 
-    INSERT_BATCH = "INSERT INTO batches (id, created_at, total, tags) VALUES (:id, :now, :total, :tags)"
+    OWNER_FILTER = "AND owner = :owner"
 
-    SELECT_BATCH = "SELECT id, created_at, total, tags FROM batches WHERE id = :id"
+    INSERT_BATCH = "INSERT INTO batches (id, created_at, total, tags, owner) VALUES (:id, :now, :total, :tags, :owner)"
+
+    SELECT_BATCH = "SELECT id, created_at, total, tags, owner FROM batches WHERE id = :id"
 
     BATCH_STATES = """
     SELECT status, count(*) AS n, max(finished_at) AS finished_at FROM tasks
@@ -253,12 +327,12 @@ def insert_batch_tasks(queries: type[Queries], rows: int) -> str:
         return known
     values = ", ".join(
         f"(:id_{i}, 'submitted', :circuit_{i}, :shots_{i}, :seed_{i}, :now, :bytes_{i}, :options_{i}, :tags_{i},"
-        f" :batch_id, :batch_index_{i})"
+        f" :batch_id, :batch_index_{i}, :owner, :turn_{i})"
         for i in range(rows)
     )
     text = queries.written(
         "INSERT INTO tasks (id, status, circuit, shots, seed, created_at, circuit_bytes, options, tags, batch_id,"
-        f" batch_index) VALUES {values} RETURNING seq, batch_index"
+        f" batch_index, owner, turn) VALUES {values} RETURNING seq, batch_index"
     )
     _BATCH_INSERTS[(queries.__qualname__, rows)] = text
     return text

@@ -7,7 +7,18 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.models import Claim, Histogram, QueueStats, Task, TaskStatus, TaskSummary, WorkerInfo
+from shared.models import (
+    ApiKey,
+    Claim,
+    Histogram,
+    OwnerUsage,
+    QueueStats,
+    Task,
+    TaskStatus,
+    TaskSummary,
+    Usage,
+    WorkerInfo,
+)
 
 
 def to_task(row: Mapping[str, Any]) -> Task:
@@ -34,6 +45,7 @@ def to_task(row: Mapping[str, Any]) -> Task:
         output=json.loads(row["output"]) if row["output"] is not None else None,
         tags=json.loads(row["tags"]) if row["tags"] is not None else None,
         batch_id=row["batch_id"],
+        owner=row["owner"],
     )
 
 
@@ -49,6 +61,7 @@ def to_summary(row: Mapping[str, Any]) -> TaskSummary:
         seq=row["seq"],
         tags=json.loads(row["tags"]) if row["tags"] is not None else None,
         batch_id=row["batch_id"],
+        owner=row["owner"],
     )
 
 
@@ -61,7 +74,27 @@ def to_claim(row: Mapping[str, Any]) -> Claim:
         attempt=row["attempts"],
         created_at=row["created_at"],
         options=json.loads(row["options"]) if row["options"] is not None else None,
+        owner=row["owner"],
     )
+
+
+def to_key(row: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        admin=bool(row["admin"]),
+        max_queued=row["max_queued"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def to_usage(row: Mapping[str, Any]) -> OwnerUsage:
+    def usage(when: str) -> Usage:
+        return Usage(int(row[f"{when}_submitted"]), int(row[f"{when}_shots"]), float(row[f"{when}_seconds"]))
+
+    return OwnerUsage(row["owner"], today=usage("today"), total=usage("total"))
 
 
 def recovered(

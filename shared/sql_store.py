@@ -16,13 +16,17 @@ from dataclasses import replace
 from typing import Any
 
 from shared import rows
+from shared.errors import QuotaExceeded
 from shared.models import (
+    ApiKey,
     Batch,
     CancelOutcome,
     Claim,
     Finish,
+    KeyLookup,
     LeaseStatus,
     NewTask,
+    OwnerUsage,
     QueueStats,
     SubmitOutcome,
     Task,
@@ -50,6 +54,18 @@ def _columns(task: NewTask) -> dict[str, Any]:
     }
 
 
+def _day(now: float) -> int:
+    """The UTC day (days since the epoch) usage is counted under."""
+    return int(now // 86400)
+
+
+def _shots_run(claim: Claim) -> int:
+    """Shots a completed task ran: its shots at each point of a sweep."""
+    parameters = (claim.options or {}).get("parameters") or {}
+    points = max((len(value) for value in parameters.values() if isinstance(value, list)), default=1)
+    return claim.shots * points
+
+
 class _QueueFull(Exception):
     """Raised inside a submission's transaction to roll it back."""
 
@@ -75,18 +91,18 @@ class SqlStore(Store):
 
     # --- the API's side -------------------------------------------------------------------
 
-    def create_task(self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT) -> bool:
-        # A task with tags is several rows: a transaction; without, one statement is atomic alone.
-        write = self._transaction if task.tags else self._connect
-        with write(durable=True) as conn:
-            created = self._insert_task(conn, task_id, task, now, max_queued_bytes)
-        if created:
-            self._task_created()
-        return created
+    def create_task(
+        self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT, quota: int | None = None
+    ) -> bool:
+        def insert(conn: Any) -> bool:
+            return self._insert_task(conn, task_id, task, now, max_queued_bytes)
+
+        outcome, _ = self._submit(None, task_id, now, [task], quota, insert)
+        return outcome is SubmitOutcome.CREATED
 
     def _insert_task(self, conn: Any, task_id: str, task: NewTask, now: float, max_queued_bytes: int) -> bool:
         """The task and its tags, inside the caller's transaction; False when the queue is full."""
-        params = {"id": task_id, "now": now, "max_bytes": max_queued_bytes, **_columns(task)}
+        params = {"id": task_id, "now": now, "max_bytes": max_queued_bytes, "owner": task.owner, **_columns(task)}
         row = conn.execute(self.sql.INSERT_TASK, params).fetchone()
         if row is None:
             return False
@@ -108,11 +124,14 @@ class SqlStore(Store):
         now: float,
         max_queued_bytes: int,
         key_ttl_seconds: float,
+        quota: int | None = None,
     ) -> tuple[SubmitOutcome, str]:
         return self._submit(
             (key, request_hash, key_ttl_seconds),
             task_id,
             now,
+            [task],
+            quota,
             lambda conn: self._insert_task(conn, task_id, task, now, max_queued_bytes),
         )
 
@@ -124,40 +143,59 @@ class SqlStore(Store):
         now: float,
         max_queued_bytes: int = NO_LIMIT,
         idempotency: tuple[str, str, float] | None = None,
+        quota: int | None = None,
     ) -> tuple[SubmitOutcome, str]:
+        owner = tasks[0][1].owner if tasks else ""
+
         def insert(conn: Any) -> bool:
             size = sum(_circuit_bytes(task) for _, task in tasks)
             if int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"]) + size > max_queued_bytes:
                 return False
             conn.execute(
                 self.sql.INSERT_BATCH,
-                {"id": batch_id, "now": now, "total": len(tasks), "tags": json.dumps(tags) if tags else None},
+                {
+                    "id": batch_id,
+                    "now": now,
+                    "total": len(tasks),
+                    "tags": json.dumps(tags) if tags else None,
+                    "owner": owner,
+                },
             )
+            first_turn = int(conn.execute(self.sql.FIRST_TURN, {"owner": owner}).fetchone()["turn"])
             for start in range(0, len(tasks), BATCH_INSERT_ROWS):
-                self._insert_batch_tasks(conn, batch_id, tasks, start, now)
+                self._insert_batch_tasks(conn, batch_id, tasks, start, now, first_turn)
             return True
 
-        return self._submit(idempotency, batch_id, now, insert)
+        return self._submit(idempotency, batch_id, now, [task for _, task in tasks], quota, insert)
 
     def _insert_batch_tasks(
-        self, conn: Any, batch_id: str, tasks: list[tuple[str, NewTask]], start: int, now: float
+        self, conn: Any, batch_id: str, tasks: list[tuple[str, NewTask]], start: int, now: float, first_turn: int
     ) -> None:
-        """Up to BATCH_INSERT_ROWS of the batch's tasks from start, in one statement, and their tags."""
+        """Up to BATCH_INSERT_ROWS of the batch's tasks from start, in one statement, and their tags;
+        they take consecutive turns from first_turn."""
         chunk = tasks[start : start + BATCH_INSERT_ROWS]
-        params: dict[str, Any] = {"batch_id": batch_id, "now": now}
+        params: dict[str, Any] = {"batch_id": batch_id, "now": now, "owner": chunk[0][1].owner}
         for i, (task_id, task) in enumerate(chunk):
-            columns = {"id": task_id, "batch_index": start + i, **_columns(task)}
+            columns = {"id": task_id, "batch_index": start + i, "turn": first_turn + start + i, **_columns(task)}
             params.update((f"{name}_{i}", value) for name, value in columns.items())
         found = conn.execute(insert_batch_tasks(self.sql, len(chunk)), params).fetchall()
         seq_of = {row["batch_index"]: row["seq"] for row in found}
         self._insert_tags(conn, [(seq_of[start + i], task) for i, (_, task) in enumerate(chunk)])
 
     def _submit(
-        self, idempotency: tuple[str, str, float] | None, created_id: str, now: float, insert: Callable[[Any], bool]
+        self,
+        idempotency: tuple[str, str, float] | None,
+        created_id: str,
+        now: float,
+        tasks: list[NewTask],
+        quota: int | None,
+        insert: Callable[[Any], bool],
     ) -> tuple[SubmitOutcome, str]:
         """Insert in one transaction, under an Idempotency-Key (key, request hash, TTL) when given:
         the key's first request is replayed or refused instead. Nothing is stored when the queue
-        is full (all or nothing, the key included)."""
+        is full (all or nothing, the key included); QuotaExceeded when the owner's tasks submitted
+        or pending would pass quota. The owner's usage counts the tasks in the same transaction."""
+        owner = tasks[0].owner if tasks else ""
         try:
             with self._transaction(durable=True) as conn:
                 if idempotency is not None:
@@ -171,12 +209,29 @@ class SqlStore(Store):
                         first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
                         same = first["request_hash"] == request_hash
                         return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
+                if quota is not None:
+                    self._check_quota(conn, owner, len(tasks), quota)
                 if not insert(conn):
                     raise _QueueFull  # rolls everything back
+                conn.execute(
+                    self.sql.COUNT_SUBMITTED,
+                    {"owner": owner, "day": _day(now), "shard": self._usage_shard(), "n": len(tasks)},
+                )
         except _QueueFull:
             return SubmitOutcome.QUEUE_FULL, ""
         self._task_created()
         return SubmitOutcome.CREATED, created_id
+
+    def _check_quota(self, conn: Any, owner: str, adding: int, quota: int) -> None:
+        """Raise QuotaExceeded (rolling the transaction back) when adding more tasks would pass quota."""
+        conn.execute(self.sql.LOCK_OWNER, {"owner": owner})
+        queued = int(conn.execute(self.sql.OWNER_QUEUED, {"owner": owner}).fetchone()["n"])
+        if queued + adding > quota:
+            raise QuotaExceeded(owner, queued, adding, quota)
+
+    def _usage_shard(self) -> int:
+        """Which of an owner's usage rows for the day this write adds to (a backend may spread them)."""
+        return 0
 
     def get_batch(self, batch_id: str) -> Batch | None:
         with self._connect() as conn:
@@ -191,6 +246,7 @@ class SqlStore(Store):
             total=row["total"],
             states=counts,
             tags=json.loads(row["tags"]) if row["tags"] is not None else None,
+            owner=row["owner"],
         )
         if batch.done:
             last = [r["finished_at"] for r in states if r["finished_at"] is not None]
@@ -225,10 +281,10 @@ class SqlStore(Store):
             row = conn.execute(self.sql.SELECT_TASK, {"id": task_id}).fetchone()
         return rows.to_task(row) if row is not None else None
 
-    def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
+    def get_circuit(self, task_id: str) -> tuple[str, str | None, str] | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_CIRCUIT, {"id": task_id}).fetchone()
-        return (row["circuit"], row["diagram"]) if row is not None else None
+        return (row["circuit"], row["diagram"], row["owner"]) if row is not None else None
 
     def list_tasks(
         self,
@@ -237,9 +293,13 @@ class SqlStore(Store):
         limit: int,
         tags: list[tuple[str, str]] | None = None,
         batch_id: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
         params: dict[str, Any] = {"before": before_seq or 2**63 - 1, "limit": limit + 1}
         filters = []
+        if owner is not None:
+            filters.append(self.sql.OWNER_FILTER)
+            params["owner"] = owner
         if batch_id is not None:
             filters.append(self.sql.BATCH_FILTER)
             params["batch_id"] = batch_id
@@ -272,6 +332,45 @@ class SqlStore(Store):
                 buckets=conn.execute(self.sql.HISTOGRAMS, {}).fetchall(),
                 workers=conn.execute(self.sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
             )
+
+    # --- API keys and usage ----------------------------------------------------------------
+
+    def create_key(self, key: ApiKey, token_hash: str) -> bool:
+        params = {
+            "id": key.id,
+            "name": key.name,
+            "token_hash": token_hash,
+            "admin": key.admin,
+            "max_queued": key.max_queued,
+            "now": key.created_at,
+        }
+        with self._connect(durable=True) as conn:
+            return conn.execute(self.sql.INSERT_KEY, params).fetchone() is not None
+
+    def list_keys(self) -> list[ApiKey]:
+        with self._connect() as conn:
+            return [rows.to_key(row) for row in conn.execute(self.sql.LIST_KEYS, {}).fetchall()]
+
+    def revoke_key(self, name: str, now: float) -> bool:
+        with self._connect(durable=True) as conn:
+            return conn.execute(self.sql.REVOKE_KEY, {"name": name, "now": now}).fetchone() is not None
+
+    def find_key(self, token_hash: str) -> KeyLookup:
+        with self._connect() as conn:
+            row = conn.execute(self.sql.FIND_KEY, {"token_hash": token_hash}).fetchone()
+        return KeyLookup(keys_exist=int(row["keys"]) > 0, key=rows.to_key(row) if row["id"] is not None else None)
+
+    def touch_key(self, key_id: str, now: float, stale_after: float) -> None:
+        with self._connect() as conn:
+            conn.execute(self.sql.TOUCH_KEY, {"id": key_id, "now": now, "stale": now - stale_after})
+
+    def usage(self, owner: str | None, now: float) -> list[OwnerUsage]:
+        params: dict[str, Any] = {"today": _day(now)}
+        query = self.sql.USAGE.replace("{owner_filter}", self.sql.OWNER_USAGE_FILTER if owner is not None else "")
+        if owner is not None:
+            params["owner"] = owner
+        with self._connect() as conn:
+            return [rows.to_usage(row) for row in conn.execute(query, params).fetchall()]
 
     # --- the worker's side ----------------------------------------------------------------
 
@@ -311,11 +410,24 @@ class SqlStore(Store):
 
     def finish(self, worker_id: str, finishes: list[Finish]) -> list[bool]:
         written = []
+        used: dict[tuple[str, int], tuple[int, float]] = {}  # (owner, day): (shots, simulation seconds)
         with self._transaction() as conn:
             for finish in finishes:
                 query, values = self._finish_statement(finish)
                 params = {"id": finish.claim.task_id, "worker": worker_id, "attempt": finish.claim.attempt, **values}
                 written.append(conn.execute(query, params).rowcount == 1)
+                if written[-1] and finish.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                    shots, seconds = used.get((finish.claim.owner, _day(finish.now)), (0, 0.0))
+                    ran = _shots_run(finish.claim) if finish.status is TaskStatus.COMPLETED else 0
+                    used[(finish.claim.owner, _day(finish.now))] = (
+                        shots + ran,
+                        seconds + (finish.details.duration_ms or 0.0) / 1000,
+                    )
+            for (owner, day), (shots, seconds) in used.items():
+                conn.execute(
+                    self.sql.COUNT_RUN,
+                    {"owner": owner, "day": day, "shard": self._usage_shard(), "shots": shots, "seconds": seconds},
+                )
         return written
 
     def _finish_statement(self, finish: Finish) -> tuple[str, dict[str, Any]]:

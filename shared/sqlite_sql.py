@@ -212,6 +212,47 @@ MIGRATIONS.append(
     ]
 )
 
+MIGRATIONS.append(
+    # 10: API keys, task owners, fair-share turns and usage.
+    [
+        """
+        CREATE TABLE api_keys (
+            id           TEXT    PRIMARY KEY,
+            name         TEXT    NOT NULL UNIQUE,
+            token_hash   TEXT    NOT NULL UNIQUE,
+            admin        BOOLEAN NOT NULL DEFAULT FALSE,
+            max_queued   INTEGER,
+            created_at   REAL    NOT NULL,
+            last_used_at REAL,
+            revoked_at   REAL
+        )
+        """,
+        """
+        CREATE TABLE key_usage (
+            owner              TEXT    NOT NULL,
+            day                INTEGER NOT NULL,
+            shard              INTEGER NOT NULL,
+            submitted          INTEGER NOT NULL,
+            shots              INTEGER NOT NULL,
+            simulation_seconds REAL    NOT NULL,
+            PRIMARY KEY (owner, day, shard)
+        )
+        """,
+        "ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tasks ADD COLUMN turn BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE batches ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        # Claims walk the waiting tasks in turn order (the old order by seq alone is gone). Whole
+        # indexes led by status, not partial ones: SQLite's planner prefers tasks_by_status_seq
+        # over a partial index and then sorts every waiting task.
+        "DROP INDEX tasks_submitted_by_seq",
+        "CREATE INDEX tasks_by_status_turn ON tasks (status, turn, seq)",
+        # An owner's last turn and its count of waiting and running tasks (max_queued).
+        "CREATE INDEX tasks_by_owner_status ON tasks (owner, status, turn)",
+        # A key's own list, newest first.
+        "CREATE INDEX tasks_by_owner_seq ON tasks (owner, seq)",
+    ]
+)
+
 SEED_BUCKETS = "INSERT OR IGNORE INTO histogram_buckets (metric, le, count) VALUES (?, ?, 0)"
 SEED_INF_BUCKET = """
 INSERT INTO histogram_buckets (metric, le, count)
@@ -222,20 +263,24 @@ SELECT ?, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM histogram_buckets WHERE metric
 FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
 
 # For the tests and operators: how SQLite finds the rows CLAIM takes.
-EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 32"
+EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT 32"
 
 
 class SqliteQueries(Queries):
     """The shared statements as written, and SQLite's own claim, status read and histogram read."""
 
-    # The oldest :limit submitted tasks; atomic only inside BEGIN IMMEDIATE (SqliteStore._claim_context).
+    # The first :limit submitted tasks in turn order; atomic only inside BEGIN IMMEDIATE
+    # (SqliteStore._claim_context).
     CLAIM = """
     UPDATE tasks
     SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
         started_at = :now, lease_expires_at = :expires
-    WHERE seq IN (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT :limit)
-    RETURNING seq, id, circuit, shots, seed, attempts, created_at, options
+    WHERE seq IN (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT :limit)
+    RETURNING seq, id, circuit, shots, seed, attempts, created_at, options, owner
     """
+
+    # BEGIN IMMEDIATE already keeps every other writer out while a submission counts.
+    LOCK_OWNER = "SELECT 1 WHERE :owner IS NOT NULL"
 
     # No FOR UPDATE in SQLite: the cancel's BEGIN IMMEDIATE already keeps other writers out.
     SELECT_STATUS = "SELECT status FROM tasks WHERE id = :id"

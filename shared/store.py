@@ -6,12 +6,15 @@ import abc
 from typing import Any
 
 from shared.models import (
+    ApiKey,
     Batch,
     CancelOutcome,
     Claim,
     Finish,
+    KeyLookup,
     LeaseStatus,
     NewTask,
+    OwnerUsage,
     QueueStats,
     RunDetails,
     SubmitOutcome,
@@ -46,9 +49,12 @@ class Store(abc.ABC):
     # --- the API's side -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create_task(self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT) -> bool:
+    def create_task(
+        self, task_id: str, task: NewTask, now: float, max_queued_bytes: int = NO_LIMIT, quota: int | None = None
+    ) -> bool:
         """Insert a submitted task, durable once this returns True; False (nothing stored) when the
-        circuit bytes of unfinished tasks would pass max_queued_bytes."""
+        circuit bytes of unfinished tasks would pass max_queued_bytes. QuotaExceeded (nothing
+        stored) when the task owner's tasks submitted or pending would pass quota."""
 
     @abc.abstractmethod
     def create_task_once(
@@ -60,6 +66,7 @@ class Store(abc.ABC):
         now: float,
         max_queued_bytes: int,
         key_ttl_seconds: float,
+        quota: int | None = None,
     ) -> tuple[SubmitOutcome, str]:
         """create_task under an Idempotency-Key, in one transaction: the outcome and the task id
         (the new one, or the key's first). A key older than key_ttl_seconds is forgotten."""
@@ -73,10 +80,12 @@ class Store(abc.ABC):
         now: float,
         max_queued_bytes: int = NO_LIMIT,
         idempotency: tuple[str, str, float] | None = None,
+        quota: int | None = None,
     ) -> tuple[SubmitOutcome, str]:
         """Store a batch and all its (task id, task) in order, in one transaction, or nothing when
-        the queue's circuit bytes would pass max_queued_bytes; under an Idempotency-Key (key,
-        request hash, TTL seconds) as create_task_once. The outcome and the batch id."""
+        the queue's circuit bytes would pass max_queued_bytes or the owner's quota (as create_task;
+        the tasks share one owner, the batch's); under an Idempotency-Key (key, request hash, TTL
+        seconds) as create_task_once. The outcome and the batch id."""
 
     @abc.abstractmethod
     def get_batch(self, batch_id: str) -> Batch | None:
@@ -103,8 +112,8 @@ class Store(abc.ABC):
         """The task with this id, or None."""
 
     @abc.abstractmethod
-    def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
-        """The task's circuit text and, once a worker drew it, its text diagram; None if no such task."""
+    def get_circuit(self, task_id: str) -> tuple[str, str | None, str] | None:
+        """The task's circuit text, its text diagram once a worker drew it, and its owner; None if no such task."""
 
     @abc.abstractmethod
     def list_tasks(
@@ -114,8 +123,10 @@ class Store(abc.ABC):
         limit: int,
         tags: list[tuple[str, str]] | None = None,
         batch_id: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[TaskSummary], int | None]:
-        """Newest first, optionally one state, strictly older than before_seq; and the next page's key."""
+        """Newest first, optionally one state (tags, batch, owner), strictly older than before_seq;
+        and the next page's key."""
 
     @abc.abstractmethod
     def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
@@ -132,6 +143,32 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def stats(self, now: float, live_after: float) -> QueueStats:
         """Counts, counters, histograms, and workers heard from since live_after."""
+
+    # --- API keys and usage ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_key(self, key: ApiKey, token_hash: str) -> bool:
+        """Store a new key under the hash of its token; False (nothing stored) when the name is taken."""
+
+    @abc.abstractmethod
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_key(self, name: str, now: float) -> bool:
+        """Revoke the key of that name; False when no unrevoked key has it."""
+
+    @abc.abstractmethod
+    def find_key(self, token_hash: str) -> KeyLookup:
+        """Whether any key exists, and the key whose token has this hash (revoked or not)."""
+
+    @abc.abstractmethod
+    def touch_key(self, key_id: str, now: float, stale_after: float) -> None:
+        """Record that the key was used now, unless it was recorded less than stale_after seconds ago."""
+
+    @abc.abstractmethod
+    def usage(self, owner: str | None, now: float) -> list[OwnerUsage]:
+        """Tasks submitted, shots run and simulation seconds, today (UTC) and in total: one owner's, or all."""
 
     # --- the worker's side ----------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""Who is calling: an API key sent as `Authorization: Bearer <key>`, or anyone while the service is open.
+
+The service is open (as for one person on one machine) until the first key is created; from then
+on every request but the public ones (GET /health's short form, the docs, the dashboard's static
+shell) needs an unrevoked key. The key is looked up on every request, so a revocation holds at once
+on every API process. Only a token's SHA-256 is stored: tokens are 256 random bits, so a plain
+hash is as good as a slow one, and the lookup stays one indexed read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from api_server.deps import SettingsDep, StoreDep
+from shared.config import Settings
+from shared.store import Store
+
+TOKEN_PREFIX = "qtq_"
+# last_used_at is written at most this often per key (a write per request would be a hot row).
+LAST_USED_RESOLUTION_SECONDS = 60.0
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def new_token() -> str:
+    """A new key's secret: a recognisable prefix and 256 random bits."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The key a request came with (its name owns what it submits), or anyone in open mode."""
+
+    name: str
+    admin: bool = False
+    max_queued: int | None = None
+    open: bool = False
+
+    @property
+    def sees_all(self) -> bool:
+        """Admin keys, and everyone while the service is open, see every owner's tasks."""
+        return self.admin or self.open
+
+    def may_see(self, owner: str) -> bool:
+        return self.sees_all or owner == self.name
+
+    def quota(self, settings: Settings) -> int | None:
+        """Most tasks submitted or pending this caller may have: the key's own, or DEFAULT_MAX_QUEUED."""
+        if self.open:
+            return None
+        return self.max_queued if self.max_queued is not None else settings.default_max_queued
+
+
+ANYONE = Caller("", open=True)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer` header, or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def identify(store: Store, token: str | None) -> Caller | str:
+    """The caller, or why the request is refused (one line)."""
+    lookup = store.find_key(hash_token(token) if token else "")
+    if not lookup.keys_exist:
+        return ANYONE
+    if token is None:
+        return "this service needs an API key: send it as the header Authorization: Bearer <key>"
+    key = lookup.key
+    if key is None:
+        return "this API key is not known here; ask the operator for one"
+    if key.revoked_at is not None:
+        return f"the API key {key.name!r} has been revoked"
+    store.touch_key(key.id, time.time(), LAST_USED_RESOLUTION_SECONDS)
+    return Caller(key.name, admin=key.admin, max_queued=key.max_queued)
+
+
+def optional_caller(request: Request, store: StoreDep) -> Caller | None:
+    """The caller, or None when the request carries no key the service accepts (no error)."""
+    found = identify(store, bearer_token(request))
+    return found if isinstance(found, Caller) else None
+
+
+class RateLimiter:
+    """RATE_LIMIT_PER_SECOND per key (per client address while the service is open), in this
+    process's memory: with N API processes behind a balancer a key may make up to N times as many."""
+
+    def __init__(self, per_second: int | None) -> None:
+        self.item = RateLimitItemPerSecond(per_second) if per_second else None
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, who: str) -> int | None:
+        """None when the request may go on; else the seconds until it may."""
+        if self.item is None or self.limiter.hit(self.item, who):
+            return None
+        reset = self.limiter.get_window_stats(self.item, who).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
+
+def get_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Caller:
+    """The caller of a route that needs one: 401 without an accepted key, 429 past the rate limit."""
+    found = identify(store, bearer_token(request))
+    if not isinstance(found, Caller):
+        raise HTTPException(401, found, headers=CHALLENGE)
+    who = found.name if not found.open else f"address {request.client.host if request.client else '?'}"
+    wait = request.app.state.rate_limiter.retry_after(who)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"more than RATE_LIMIT_PER_SECOND={settings.rate_limit_per_second} requests in a second; "
+            f"retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return found
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+MaybeCallerDep = Annotated[Caller | None, Depends(optional_caller)]
