@@ -445,7 +445,7 @@ class PostgresQueries(Queries):
         started_at = %(now)s, lease_expires_at = %(expires)s
     FROM next WHERE tasks.seq = next.seq
     RETURNING tasks.seq, tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at,
-        tasks.options, tasks.owner
+        tasks.options, tasks.owner, tasks.turn
     """
 
     # The key's row, held until the submission commits: concurrent submissions of one key count

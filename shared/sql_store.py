@@ -394,7 +394,7 @@ class SqlStore(Store):
         params = {"worker": worker_id, "now": now, "expires": now + lease_seconds, "limit": limit}
         with self._claim_context() as conn:
             found = conn.execute(self.sql.CLAIM, params).fetchall()
-        return [rows.to_claim(row) for row in sorted(found, key=lambda row: row["seq"])]
+        return [rows.to_claim(row) for row in sorted(found, key=lambda row: (row["turn"], row["seq"]))]
 
     def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
         statuses = []

@@ -276,7 +276,7 @@ class SqliteQueries(Queries):
     SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
         started_at = :now, lease_expires_at = :expires
     WHERE seq IN (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT :limit)
-    RETURNING seq, id, circuit, shots, seed, attempts, created_at, options, owner
+    RETURNING seq, id, circuit, shots, seed, attempts, created_at, options, owner, turn
     """
 
     # BEGIN IMMEDIATE already keeps every other writer out while a submission counts.

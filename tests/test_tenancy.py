@@ -1,0 +1,128 @@
+"""API keys with real processes on the session's backend: the key CLI, revocation seen at once by
+every API process, a quota that racing clients cannot pass, fair share between keys on a real
+worker, the start-up refusal, and no key in any log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from harness.processes import listening_socket
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, wait_for
+
+pytestmark = pytest.mark.local
+
+
+def keys_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api_server.keys", *args],
+        env=cluster.env(),
+        cwd=cluster.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def new_key(cluster: Cluster, name: str, *options: str) -> str:
+    made = keys_cli(cluster, "create", name, *options)
+    assert made.returncode == 0, made.stderr
+    assert "shown only this once" in made.stderr
+    return made.stdout.strip()
+
+
+def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_every_api(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    first = cluster.start_api()
+    second = cluster.start_extra_api()
+    with httpx.Client(base_url=first.url) as client:
+        assert client.get("/tasks").status_code == 200  # open: no key yet
+    alice = new_key(cluster, "alice", "--max-queued", "5")
+    ops = new_key(cluster, "ops", "--admin")
+    assert alice.startswith("qtq_") and len(alice) > 40 and alice != ops
+    again = keys_cli(cluster, "create", "alice")
+    assert again.returncode == 1 and again.stderr.startswith("KeyExists: a key named 'alice' exists already")
+    listed = keys_cli(cluster, "list")
+    assert listed.returncode == 0 and "alice" in listed.stdout and "ops" in listed.stdout
+    assert alice not in listed.stdout and ops not in listed.stdout
+    headers = {"Authorization": f"Bearer {alice}"}
+    for api in (first, second):
+        with httpx.Client(base_url=api.url) as client:
+            assert client.get("/tasks").status_code == 401
+            assert client.post("/tasks", json={"circuit": BELL_QASM3}, headers=headers).status_code == 202
+    revoked = keys_cli(cluster, "revoke", "alice")
+    assert revoked.returncode == 0, revoked.stderr
+    for api in (first, second):  # no waiting: the very next request is refused
+        with httpx.Client(base_url=api.url) as client:
+            answer = client.get("/tasks", headers=headers)
+            assert answer.status_code == 401 and answer.json()["detail"] == "the API key 'alice' has been revoked"
+            assert client.get("/tasks", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
+    assert keys_cli(cluster, "revoke", "alice").returncode == 1
+    # The database holds no token, and no log names one.
+    rows = str(cluster.database.rows())
+    assert alice not in rows and ops not in rows
+    cluster.stop()
+    for service in cluster.all_services():
+        assert alice not in service.log() and ops not in service.log(), service.log_path
+        assert_clean_logs(service)
+
+
+def test_fifty_parallel_submissions_cannot_pass_a_quota_of_ten(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    cluster.start_api()
+    second = cluster.start_extra_api()
+    headers = {"Authorization": f"Bearer {new_key(cluster, 'alice', '--max-queued', '10')}"}
+
+    def one(n: int) -> httpx.Response:
+        with httpx.Client(base_url=cluster.base_url if n % 2 else second.url, timeout=60) as client:
+            return client.post("/tasks", json={"circuit": BELL_QASM3}, headers=headers)
+
+    with ThreadPoolExecutor(25) as pool:
+        answers = list(pool.map(one, range(50)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [202] * 10 + [429] * 40, codes
+    assert all(a.headers["retry-after"] == "5" for a in answers if a.status_code == 429)
+    rows = cluster.rows()
+    assert len(rows) == 10 and {row["status"] for row in rows.values()} == {"submitted"}
+
+
+def test_one_task_of_another_key_runs_while_a_3000_task_batch_waits(make_cluster) -> None:
+    """Fair share: B's single task is completed while at least 2,500 of A's tasks are still queued."""
+    cluster: Cluster = make_cluster()
+    cluster.start_api()
+    a = {"Authorization": f"Bearer {new_key(cluster, 'a')}"}
+    b = {"Authorization": f"Bearer {new_key(cluster, 'b')}"}
+    worker = cluster.start_worker()
+    with cluster.client(timeout=120) as client:
+        batch = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3, "shots": 10}] * 3000}, headers=a)
+        assert batch.status_code == 202, batch.text
+        wait_for(
+            lambda: client.get(f"/batches/{batch.json()['batch_id']}", headers=a).json()["states"].get("completed"),
+            60,
+            "the worker to start on A's batch",
+        )
+        single = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10}, headers=b).json()["task_id"]
+        done = client.get(f"/tasks/{single}", params={"wait": 60}, headers=b).json()
+        assert done["status"] == "completed"
+        waiting = client.get(f"/batches/{batch.json()['batch_id']}", headers=a).json()["states"].get("submitted", 0)
+        assert waiting >= 2500, f"only {waiting} of A's tasks were still queued when B's finished"
+        client.post(f"/batches/{batch.json()['batch_id']}/cancel", headers=a)
+    assert worker.stop() == 0
+    assert_clean_logs(worker)
+
+
+def test_an_api_reachable_from_other_machines_refuses_to_start_without_a_key(make_cluster) -> None:
+    cluster: Cluster = make_cluster()
+    refused = cluster._service("api", "api_server.main", API_HOST="0.0.0.0").start(listening_socket())
+    assert refused.process is not None and refused.process.wait(60) == 2
+    lines = [line for line in refused.log().splitlines() if "ConfigError" in line]
+    assert len(lines) == 1 and "API_HOST=0.0.0.0" in lines[0] and "ALLOW_ANONYMOUS=true" in lines[0], refused.log()
+    assert_clean_logs(refused)
+    anyone = cluster.start_api(API_HOST="0.0.0.0", ALLOW_ANONYMOUS="true", ALLOWED_HOSTS="127.0.0.1")
+    anyone.stop()
+    new_key(cluster, "ops", "--admin")
+    cluster.start_extra_api(API_HOST="0.0.0.0", ALLOWED_HOSTS="127.0.0.1")  # a key exists: it starts
