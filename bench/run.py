@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import api_load, batches, history, raw, sweeps
+from bench import api_load, batches, fair_share, history, raw, sweeps
 from bench.circuits import BELL, HEAVY
 from bench.peer import HueyBench
 from bench.service import ServiceBench, backends, percentile
@@ -89,6 +89,11 @@ def main() -> int:
         log(f"history on {backend}: {history.HISTORY:,} finished tasks against none")
         report["history"][backend] = history.measure(backend)
 
+    report["fair_share"] = {}
+    for backend in backends():
+        log(f"fair share on {backend}: claims among {fair_share.KEYS} keys against one, {fair_share.QUEUED:,} queued")
+        report["fair_share"][backend] = fair_share.measure(backend)
+
     report["huey"] = {}
     for consumers in (1, 2):
         log(f"huey, {consumers} consumer process(es)")
@@ -136,6 +141,10 @@ def partial(only: set[str], n: int) -> int:
             print(backend, json.dumps(measured, indent=1))
         print("raw service path, 2 processes:", raw.loop_rate("service", BELL, n, 2, threads=1))
         print("naive, 1 process:", raw.loop_rate("naive", BELL, n, 1))
+    if "fair_share" in only:
+        for backend in backends():
+            measured = fair_share.measure(backend)
+            print(backend, json.dumps(measured, indent=1), fair_share.ratio(measured))
     if "history" in only:
         for backend in backends():
             measured = history.measure(backend)
@@ -208,6 +217,16 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 (f"{what}/s with {measured['history']:,} finished tasks / empty table, {backend}", ratio, ">=", 0.8)
             )
+    for backend, measured in r["fair_share"].items():
+        rows.append(
+            (
+                f"claims/s, {measured['keys']} keys x {measured['queued'] // measured['keys']:,} queued "
+                f"/ one key's {measured['queued']:,}, {backend}",
+                fair_share.ratio(measured),
+                ">=",
+                0.5,
+            )
+        )
     rows += sweeps.targets(r["sweeps"])
     out = []
     for name, value, op, goal in rows:
@@ -275,6 +294,13 @@ def render(r: dict[str, Any]) -> str:
             f"| {backend}, {h['history']:,} finished tasks | {h['empty']['submit_per_s']:.0f} / "
             f"{h['full']['submit_per_s']:.0f} | {h['empty']['claim_per_s']:.0f} / {h['full']['claim_per_s']:.0f} |"
         )
+    lines += [
+        "",
+        "| fair share (through the store, 2,000 claims) | claims/s, one key | claims/s, 100 keys |",
+        "| --- | ---: | ---: |",
+    ]
+    for backend, f in r["fair_share"].items():
+        lines.append(f"| {backend}, {f['queued']:,} queued | {f['one_key']:.0f} | {f['many_keys']:.0f} |")
     lines += ["", "| API alone (wrk, 2 threads, 16 connections) | POST req/s | GET req/s |", "| --- | ---: | ---: |"]
     for backend, row in r["api"].items():
         lines.append(f"| this service's API, {backend} | {row['service_post']:.0f} | {row['service_get']:.0f} |")
