@@ -207,8 +207,67 @@ def test_dashboard_pages_forbid_inline_script_and_framing(client: TestClient, pa
     policy = {part.split()[0]: part.split()[1:] for part in response.headers["content-security-policy"].split("; ")}
     assert policy["script-src"] == ["'self'"]
     assert policy["frame-ancestors"] == ["'none'"]
+    assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
     assert "<script>" not in response.text and not re.search(r"\son[a-z]+\s*=", response.text)
-    assert 'src="/static/app.js"' in response.text
+    # auth.js first: app.js sends every request through it.
+    assert response.text.index('src="/static/auth.js"') < response.text.index('src="/static/app.js"')
+
+
+@pytest.mark.parametrize("name", ["auth.js", "app.js", "batch.js", "style.css"])
+def test_static_files_are_served_with_their_type_and_nosniff(client: TestClient, name: str) -> None:
+    response = client.get(f"/static/{name}")
+    assert response.status_code == 200
+    expected = "text/css" if name.endswith(".css") else "text/javascript"
+    assert response.headers["content-type"].startswith(expected)  # nosniff: a browser runs only what says so
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+ORIGIN = "https://lab.example.org"
+OTHER_ORIGIN = "https://evil.example"
+
+
+def _preflight(client: TestClient, origin: str) -> Any:
+    headers = {
+        "origin": origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
+    return client.options("/tasks", headers=headers)
+
+
+def _cors_headers(response: Any) -> list[str]:
+    return [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_no_cors_headers_while_cors_allow_origins_is_unset(client: TestClient) -> None:
+    for origin in (ORIGIN, OTHER_ORIGIN):
+        answers = [_preflight(client, origin), client.get("/tasks", headers={"origin": origin}), client.get("/")]
+        for response in answers:
+            assert _cors_headers(response) == [], (origin, response.request.method, response.headers)
+
+
+def test_cors_answers_the_listed_origins_only(tmp_path: Path) -> None:
+    with TestClient(create_app(_settings(tmp_path, cors_allow_origins=ORIGIN)), base_url=BASE) as client:
+        allowed = _preflight(client, ORIGIN)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == ORIGIN
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        assert "POST" in allowed.headers["access-control-allow-methods"]
+        assert "access-control-allow-credentials" not in allowed.headers  # keys, never cookies
+        # Without Allow-Origin a browser stops there; Starlette still sends its other CORS headers.
+        refused = _preflight(client, OTHER_ORIGIN)
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        read = client.get("/tasks", headers={"origin": ORIGIN})
+        assert read.status_code == 200 and read.headers["access-control-allow-origin"] == ORIGIN
+        assert "access-control-allow-origin" not in client.get("/tasks", headers={"origin": OTHER_ORIGIN}).headers
+        # A listed origin's pages may write too (they send a key, never a cookie); others may not.
+        written = client.post("/tasks", json={"circuit": "OPENQASM 3.0;"}, headers={"origin": ORIGIN})
+        assert written.status_code == 202 and written.headers["access-control-allow-origin"] == ORIGIN
+        stranger = client.post("/tasks", json={"circuit": "OPENQASM 3.0;"}, headers={"origin": OTHER_ORIGIN})
+        assert stranger.status_code == 403 and "access-control-allow-origin" not in stranger.headers
 
 
 def test_running_out_of_descriptors_on_accept_is_one_line(

@@ -24,18 +24,8 @@ const QTQ = (() => {
   const DOTS_UP_TO = 60;
   const LISTED_VALUES = 6; // of a swept parameter, in the facts
 
-  async function api(path, options = {}) {
-    const response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
-    let body = null;
-    try { body = await response.json(); } catch (_) { /* not JSON */ }
-    return { status: response.status, body };
-  }
-
-  function describeError(body, status) {
-    if (body && Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("\n");
-    if (body && typeof body.detail === "string") return body.detail;
-    return `HTTP ${status}`;
-  }
+  // Every request goes through auth.js, which adds the tab's API key and asks for one on a 401.
+  const { api, describeError } = QTQAuth;
 
   function el(tag, text, className) {
     const node = document.createElement(tag);
@@ -138,6 +128,7 @@ const QTQ = (() => {
       summary.append(el("p", `Service unavailable: ${describeError(body, status)}`, "error"));
       return;
     }
+    if (!body.queue) return; // the short answer to a request without a key: the sign-in shows instead
     for (const state of STATES) {
       const card = el("div", null, "card");
       card.dataset.state = state;
@@ -247,14 +238,17 @@ const QTQ = (() => {
     if (request !== list.request) return;
     if (status === 422) document.getElementById("tag-error").textContent = describeError(body, status);
     if (status !== 200) return;
+    // Admin keys see every key's tasks, each with its owner: then the list has an Owner column.
+    const owners = body.items.some((task) => "owner" in task);
+    document.getElementById("owner-heading").hidden = !owners;
     const rows = body.items.map((task) => {
       const row = document.createElement("tr");
       const link = el("a", task.task_id.slice(0, 8), "task-link");
       link.href = `/ui/tasks/${encodeURIComponent(task.task_id)}`;
       link.title = task.task_id;
-      const cells = [link, statusNode(task.status), COUNT.format(task.shots), task.num_qubits ?? "",
-        timeNode(task.created_at), timeNode(task.finished_at), task.batch_id ? batchLink(task.batch_id) : "",
-        tagList(task.tags, true)];
+      const cells = [link, ...(owners ? [task.owner ?? ""] : []), statusNode(task.status),
+        COUNT.format(task.shots), task.num_qubits ?? "", timeNode(task.created_at), timeNode(task.finished_at),
+        task.batch_id ? batchLink(task.batch_id) : "", tagList(task.tags, true)];
       row.append(...cells.map((cell) => {
         const td = document.createElement("td");
         td.append(cell instanceof Node ? cell : String(cell));
@@ -264,7 +258,7 @@ const QTQ = (() => {
     });
     if (rows.length === 0) {
       const empty = el("td", list.cursors.length ? "No older tasks." : "No tasks.", "muted");
-      empty.colSpan = 8;
+      empty.colSpan = owners ? 9 : 8;
       rows.push(document.createElement("tr"));
       rows[0].append(empty);
     }
@@ -276,6 +270,30 @@ const QTQ = (() => {
       : "";
     document.getElementById("newer-button").disabled = list.cursors.length === 0;
     document.getElementById("older-button").disabled = list.next === null;
+  }
+
+  // What the signed-in key used (an admin key: every key); nothing while the service is open.
+  async function refreshUsage() {
+    if (!QTQAuth.storedKey()) return;
+    const { status, body } = await api("/usage");
+    if (status !== 200) return;
+    const seconds = (value) => {
+      const cell = el("td", value ? duration(value * 1000) : "0 s", "number");
+      cell.title = `${value} s`;
+      return cell;
+    };
+    const rows = body.items.map((item) => {
+      const row = el("tr");
+      // No owner: the tasks submitted while the service was still open (an admin sees them).
+      row.append(item.owner === undefined ? el("td", "(before keys)", "muted") : el("td", item.owner));
+      for (const figures of [item.today, item.total]) {
+        const count = (value) => el("td", COUNT.format(value), "number");
+        row.append(count(figures.tasks_submitted), count(figures.shots), seconds(figures.simulation_seconds));
+      }
+      return row;
+    });
+    document.querySelector("#usage tbody").replaceChildren(...rows);
+    document.getElementById("usage-section").hidden = false;
   }
 
   function showPage(change) {
@@ -342,9 +360,12 @@ const QTQ = (() => {
     }));
     document.getElementById("newer-button").addEventListener("click", () => showPage(() => { list.cursors.pop(); }));
     document.getElementById("find-form").addEventListener("submit", findTask);
-    const tick = () => Promise.allSettled([refreshSummary(), refreshTasks()]);
+    const tick = () => {
+      if (QTQAuth.signingIn()) clearInterval(timer); // nothing to follow until the page has a key
+      else Promise.allSettled([refreshSummary(), refreshTasks(), refreshUsage()]);
+    };
+    const timer = setInterval(tick, 2000);
     tick();
-    setInterval(tick, 2000);
   }
 
   // ----- task page -------------------------------------------------------------------------
@@ -471,6 +492,7 @@ const QTQ = (() => {
     const facts = document.getElementById("facts");
     facts.replaceChildren();
     const rows = [
+      ["Owner", task.owner], // shown to admin keys only
       ["Shots", COUNT.format(task.shots)], ["Seed", task.seed], ["Attempts", task.attempts],
       ["Parameters", task.parameters && parametersText(task.parameters)],
       ["Observables", task.observables && observablesText(task.observables)],

@@ -93,6 +93,7 @@
       progress.replaceChildren(...progressBar(batch));
       progress.hidden = false;
       const facts = [
+        ["Owner", batch.owner], // shown to admin keys only
         ["Tasks", COUNT.format(batch.total)],
         ["Submitted", timeNode(batch.created_at)],
         ["Finished", batch.finished_at && timeNode(batch.finished_at)],
@@ -112,6 +113,7 @@
         cancel.hidden = true;
         return false;
       }
+      if (status === 401) return false; // the page asks for a key instead (auth.js)
       if (status !== 200) {
         showError(describeError(body, status));
         return true; // try again at the next refresh
