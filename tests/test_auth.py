@@ -4,6 +4,7 @@ processes and the fair-share run are in test_tenancy.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,25 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api_server.auth import hash_token, new_token
+from harness.databases import FreshDatabase
 from shared.ids import new_id
 from shared.models import ApiKey
 from shared.store import Store
 from tests.services import BELL_QASM3, app_client
 
-pytestmark = pytest.mark.database_independent
+
+@contextlib.contextmanager
+def keyed_app(workdir: Path, **settings: Any) -> Iterator[TestClient]:
+    """The app in-process on a fresh database of the session's backend (ownership, quotas and
+    usage are SQL), with these settings."""
+    database = FreshDatabase(workdir)
+    try:
+        if database.backend == "postgres":
+            settings["database_url"] = database.url
+        with app_client(workdir, **settings) as client:
+            yield client
+    finally:
+        database.drop()
 
 
 def make_key(store: Store, name: str, admin: bool = False, max_queued: int | None = None) -> dict[str, str]:
@@ -31,7 +45,7 @@ def make_key(store: Store, name: str, admin: bool = False, max_queued: int | Non
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
     """An app with three keys: alice, bob and the admin ops."""
-    with app_client(tmp_path_factory.mktemp("keyed"), metrics_token="m" * 20) as client:
+    with keyed_app(tmp_path_factory.mktemp("keyed"), metrics_token="m" * 20) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
         keys = {name: make_key(store, name, admin=name == "ops") for name in ("alice", "bob", "ops")}
         yield client, keys
@@ -44,7 +58,7 @@ def _post(client: TestClient, headers: dict[str, str], **fields: Any) -> str:
 
 
 def test_the_open_service_needs_no_key_and_ignores_one(tmp_path: Path) -> None:
-    with app_client(tmp_path) as client:
+    with keyed_app(tmp_path) as client:
         assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
         assert client.get("/tasks", headers={"Authorization": "Bearer whatever"}).status_code == 200
         health = client.get("/health").json()
@@ -92,7 +106,7 @@ def test_public_parts_stay_public_and_health_says_only_that_it_is_up(
 
 
 def test_a_revoked_key_is_refused_at_once(tmp_path: Path) -> None:
-    with app_client(tmp_path) as client:
+    with keyed_app(tmp_path) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
         headers = make_key(store, "carol")
         assert client.get("/tasks", headers=headers).status_code == 200
@@ -161,7 +175,7 @@ def test_metrics_need_an_admin_key_or_the_metrics_token(keyed: tuple[TestClient,
 
 
 def test_a_quota_answers_429_with_retry_after_and_refuses_a_batch_whole(tmp_path: Path) -> None:
-    with app_client(tmp_path, default_max_queued=3) as client:
+    with keyed_app(tmp_path, default_max_queued=3) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
         small, default = make_key(store, "small", max_queued=2), make_key(store, "default")
         _post(client, small)
@@ -195,7 +209,7 @@ def test_usage_shows_a_keys_own_figures_and_every_key_to_an_admin(
 
 
 def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
-    with app_client(tmp_path, rate_limit_per_second=3) as client:
+    with keyed_app(tmp_path, rate_limit_per_second=3) as client:
         headers = make_key(client.app.state.store, "quick")  # type: ignore[attr-defined]
         answers = [client.get("/tasks", headers=headers) for _ in range(5)]
         assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
