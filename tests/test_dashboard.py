@@ -106,6 +106,7 @@ def test_submit_the_prefilled_bell_circuit_and_see_its_histogram(page: Page, das
     expect(first_row.locator("td").nth(5)).to_have_text(shown_time(task["finished_at"]))
     # No keys on the service: nothing asks for one, nothing shows one's usage, the tab keeps nothing.
     expect(page.locator("#sign-in, #sign-out")).to_have_count(0)
+    expect(page.locator('header a[href="/metrics"]')).to_have_count(1)
     expect(page.locator("#owner-heading")).to_be_hidden()
     expect(page.locator("#usage-section")).to_be_hidden()
     assert page.evaluate("sessionStorage.length + localStorage.length") == 0

@@ -96,6 +96,8 @@ def test_a_key_signs_in_for_this_tab_only_and_sees_its_own_tasks_and_usage(page:
     for data in ("#summary", "#submit-form", "#tasks"):
         expect(page.locator(data)).to_be_hidden()
     expect(page.locator("#sign-out")).to_have_count(0)
+    # A plain link cannot carry the key: with keys, /metrics is left to Prometheus.
+    expect(page.locator('header a[href="/metrics"]')).to_have_count(0)
 
     page.fill("#api-key", "qtq_not-a-key")
     page.click("#sign-in-button")

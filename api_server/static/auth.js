@@ -67,6 +67,7 @@ const QTQAuth = (() => {
     document.querySelector("main").prepend(section);
     document.body.classList.add("signing-in"); // style.css hides the page's other sections
     document.getElementById("sign-out")?.remove();
+    hideMetricsLink();
     input.focus();
   }
 
@@ -88,6 +89,12 @@ const QTQAuth = (() => {
     }
   }
 
+  // With keys, /metrics is for Prometheus (an admin key or METRICS_TOKEN): a plain link cannot
+  // carry the key, so it would only open a 401.
+  function hideMetricsLink() {
+    document.querySelector('header nav a[href="/metrics"]')?.remove();
+  }
+
   function signOut() {
     sessionStorage.removeItem(STORAGE_KEY);
     window.location.reload();
@@ -97,6 +104,7 @@ const QTQAuth = (() => {
     const button = node("button", { id: "sign-out", type: "button", className: "sign-out", textContent: "Sign out" });
     button.addEventListener("click", signOut);
     document.querySelector("header nav").append(button);
+    hideMetricsLink();
   }
 
   return { api, describeError, storedKey, signingIn };
