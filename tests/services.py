@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,23 @@ def app_client(workdir: Path, **settings: Any) -> TestClient:
     these settings and nothing from the environment's .env; use it as a context manager."""
     values = {"database_name": str(workdir / "tasks.db"), **settings}
     return TestClient(create_app(Settings(_env_file=None, **values)), base_url="http://127.0.0.1:8000")
+
+
+def keys_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m api_server.keys ...` on the cluster's database, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "api_server.keys", *args],
+        env=cluster.env(),
+        cwd=cluster.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def new_key(cluster: Cluster, name: str, *options: str) -> str:
+    """A new key (its token) made with `python -m api_server.keys create NAME [options]`."""
+    made = keys_cli(cluster, "create", name, *options)
+    assert made.returncode == 0, made.stderr
+    assert "shown only this once" in made.stderr
+    return made.stdout.strip()

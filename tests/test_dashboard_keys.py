@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ARTIFACTS, assert_no_csp_violations, facts, watch_csp
-from tests.services import BELL_QASM3, Cluster, running_cluster, submit, wait_done
+from tests.services import BELL_QASM3, Cluster, keys_cli, new_key, running_cluster, submit, wait_done
 
 pytestmark = pytest.mark.local
 
@@ -21,20 +19,6 @@ NO_KEY = "this service needs an API key: send it as the header Authorization: Be
 UNKNOWN_KEY = "this API key is not known here; ask the operator for one"
 STORAGE_KEY = "qtq-api-key"  # auth.js's sessionStorage item
 POLL_MS = 2000  # how often the task list refreshes
-
-
-def keys_command(cluster: Cluster, *args: str) -> str:
-    """Run `python -m api_server.keys ...` on the cluster's database, as an operator would; its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-m", "api_server.keys", *args],
-        env=cluster.env(),
-        cwd=cluster.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @dataclass
@@ -56,7 +40,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedService]:
     """One API and one worker whose database has two keys and an admin key."""
     with running_cluster(tmp_path_factory.mktemp("keyed")) as cluster:
         made = [("alice",), ("bob",), ("root", "--admin")]
-        keys = {args[0]: keys_command(cluster, "create", *args) for args in made}
+        keys = {args[0]: new_key(cluster, *args) for args in made}
         yield KeyedService(cluster, keys)
 
 
@@ -205,11 +189,11 @@ def test_the_task_and_batch_pages_ask_for_the_key_and_submitting_uses_it(page: P
 
 
 def test_a_revoked_key_is_refused_at_the_next_refresh(page: Page, keyed: KeyedService) -> None:
-    key = keys_command(keyed.cluster, "create", "carol")
+    key = new_key(keyed.cluster, "carol")
     page.goto(keyed.url + "/")
     sign_in(page, key)
     expect(page.locator("#usage tbody tr td").first).to_have_text("carol")
-    keys_command(keyed.cluster, "revoke", "carol")
+    assert keys_cli(keyed.cluster, "revoke", "carol").returncode == 0
     message = page.locator("#sign-in-message")
     expect(message).to_have_text("the API key 'carol' has been revoked", timeout=3 * POLL_MS)
     expect(page.locator("#tasks")).to_be_hidden()

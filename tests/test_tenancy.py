@@ -4,35 +4,15 @@ worker, the start-up refusal, and no key in any log."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from harness.processes import listening_socket
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, wait_for
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, keys_cli, new_key, wait_for
 
 pytestmark = pytest.mark.local
-
-
-def keys_cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api_server.keys", *args],
-        env=cluster.env(),
-        cwd=cluster.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def new_key(cluster: Cluster, name: str, *options: str) -> str:
-    made = keys_cli(cluster, "create", name, *options)
-    assert made.returncode == 0, made.stderr
-    assert "shown only this once" in made.stderr
-    return made.stdout.strip()
 
 
 def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_every_api(make_cluster) -> None:
