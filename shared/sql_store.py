@@ -28,10 +28,9 @@ from shared.models import (
     Task,
     TaskStatus,
     TaskSummary,
-    WorkerInfo,
 )
 from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_filter
-from shared.store import NO_LIMIT, Store
+from shared.store import DATABASE_CLOCK, NO_LIMIT, Store
 
 
 def _circuit_bytes(task: NewTask) -> int:
@@ -264,18 +263,18 @@ class SqlStore(Store):
             row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
         return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
 
-    def stats(self, now: float, live_after: float) -> QueueStats:
+    def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:
         with self._connect() as conn:
             return rows.queue_stats(
                 counts=conn.execute(self.sql.TASK_COUNTS, {}).fetchall(),
                 counters=conn.execute(self.sql.COUNTERS, {}).fetchall(),
                 buckets=conn.execute(self.sql.HISTOGRAMS, {}).fetchall(),
-                workers=conn.execute(self.sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
+                workers=conn.execute(self.sql.LIVE_WORKERS, {"within": live_within, "now": now}).fetchall(),
             )
 
     # --- the worker's side ----------------------------------------------------------------
 
-    def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
+    def recover_expired(self, now: float | None, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         with self._transaction() as conn:
             cancelled = conn.execute(self.sql.CANCEL_EXPIRED, {"now": now}).fetchall()
             failed = conn.execute(self.sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
@@ -286,22 +285,30 @@ class SqlStore(Store):
         with self._connect() as conn:
             return int(conn.execute(self.sql.QUEUE_DEPTH, {}).fetchone()["n"])
 
-    def live_worker_count(self, since: float, host: str) -> tuple[int, int]:
+    def live_worker_count(self, within: float, host: str, now: float | None = DATABASE_CLOCK) -> tuple[int, int]:
         with self._connect() as conn:
-            row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"since": since, "host": host}).fetchone()
+            row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"within": within, "host": host, "now": now}).fetchone()
         return int(row["n"]), int(row["here"])
 
-    def claim(self, worker_id: str, now: float, lease_seconds: float, limit: int) -> list[Claim]:
-        params = {"worker": worker_id, "now": now, "expires": now + lease_seconds, "limit": limit}
+    def claim(self, worker_id: str, now: float | None, lease_seconds: float, limit: int) -> list[Claim]:
+        params = {"worker": worker_id, "now": now, "lease_seconds": lease_seconds, "limit": limit}
         with self._claim_context() as conn:
             found = conn.execute(self.sql.CLAIM, params).fetchall()
         return [rows.to_claim(row) for row in sorted(found, key=lambda row: row["seq"])]
 
-    def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
+    def renew_leases(
+        self, claims: list[Claim], worker_id: str, lease_seconds: float, now: float | None = DATABASE_CLOCK
+    ) -> list[LeaseStatus]:
         statuses = []
         with self._transaction() as conn:
             for claim in claims:
-                params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
+                params = {
+                    "id": claim.task_id,
+                    "worker": worker_id,
+                    "attempt": claim.attempt,
+                    "lease_seconds": lease_seconds,
+                    "now": now,
+                }
                 row = conn.execute(self.sql.RENEW_LEASE, params).fetchone()
                 if row is None:
                     statuses.append(LeaseStatus.LOST)
@@ -331,26 +338,21 @@ class SqlStore(Store):
         output = json.dumps(finish.output) if finish.output else None
         return self.sql.COMPLETE, {"result": result, "output": output, **started}
 
-    def beat_worker(self, worker: WorkerInfo) -> None:
+    def beat_worker(
+        self, worker_id: str, host: str, pid: int, task_id: str | None, now: float | None = DATABASE_CLOCK
+    ) -> None:
         with self._connect() as conn:
             conn.execute(
-                self.sql.BEAT_WORKER,
-                {
-                    "id": worker.id,
-                    "host": worker.host,
-                    "pid": worker.pid,
-                    "now": worker.last_heartbeat,
-                    "task_id": worker.task_id,
-                },
+                self.sql.BEAT_WORKER, {"id": worker_id, "host": host, "pid": pid, "now": now, "task_id": task_id}
             )
 
     def remove_worker(self, worker_id: str) -> None:
         with self._connect() as conn:
             conn.execute(self.sql.REMOVE_WORKER, {"id": worker_id})
 
-    def forget_workers(self, silent_since: float) -> None:
+    def forget_workers(self, silent_for: float, now: float | None = DATABASE_CLOCK) -> None:
         with self._connect() as conn:
-            conn.execute(self.sql.FORGET_DEAD_WORKERS, {"before": silent_since})
+            conn.execute(self.sql.FORGET_DEAD_WORKERS, {"silent_for": silent_for, "now": now})
 
     def prune_finished(self, before: float, limit: int) -> int:
         with self._connect() as conn:

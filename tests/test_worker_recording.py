@@ -18,6 +18,7 @@ import pytest
 from shared.config import Settings
 from shared.models import NewTask, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
+from shared.store import DATABASE_CLOCK
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.worker import Worker
 
@@ -135,7 +136,7 @@ def test_a_shutdown_past_its_grace_returns_the_task_without_spending_an_attempt(
     work(store, stopped_meanwhile)
     task = store.get_task("t1")
     assert task is not None and task.status is TaskStatus.SUBMITTED
-    claim = store.claim_next("w2", time.time(), 30)
+    claim = store.claim_next("w2", DATABASE_CLOCK, 30)
     assert claim is not None and claim.attempt == 1  # the hand-back cost no attempt
 
 
@@ -145,7 +146,7 @@ def test_a_result_after_the_lease_was_taken_over_is_discarded(
     def taken_over(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
         # This worker stalled past its lease: another worker requeued and claimed the task.
         store.recover_expired(now=time.time() + 3600, max_attempts=5)
-        assert store.claim_next("w2", time.time(), 30) is not None
+        assert store.claim_next("w2", DATABASE_CLOCK, 30) is not None
         return RunResult(Outcome.COUNTS, counts={"0": 100})
 
     work(store, taken_over)

@@ -16,7 +16,7 @@ from typing import Protocol
 from shared.config import Settings
 from shared.errors import StoreError
 from shared.models import Claim, Finish
-from shared.store import Store
+from shared.store import DATABASE_CLOCK, Store
 from worker.chunk import Chunk, ChunkPolicy
 from worker.circuit_limits import CircuitLimits
 from worker.claim_size import ClaimSizer, simulator_threads
@@ -140,7 +140,7 @@ class Worker:
         size = self.claims.size(depth, self.housekeeper.workers_alive)
         if at_most is not None:
             size = min(size, at_most)
-        return self.store.claim(self.worker_id, time.time(), self.settings.lease_seconds, size)
+        return self.store.claim(self.worker_id, DATABASE_CLOCK, self.settings.lease_seconds, size)
 
     def _process(self, claims: list[Claim]) -> None:
         now = time.time()
