@@ -132,11 +132,14 @@ class Service:
 
 
 class Cluster:
-    """An API server and any number of workers sharing one fresh SQLite file."""
+    """An API server and any number of workers sharing one fresh database (`database`, or a new
+    one of the session's backend)."""
 
-    def __init__(self, workdir: Path, backend: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, workdir: Path, backend: str | None = None, database: FreshDatabase | None = None, **settings: Any
+    ) -> None:
         self.workdir = workdir
-        self.database = FreshDatabase(workdir, backend)
+        self.database = database or FreshDatabase(workdir, backend)
         self._listener: socket.socket | None = listening_socket()
         self.port = self._listener.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -19,3 +19,8 @@ class StoreBusy(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database file cannot be opened or read."""
+
+
+class ConnectionLost(StoreUnavailable):
+    """The connection broke while a statement was under way: a write may or may not have been
+    committed, and a read can be asked again on another connection."""

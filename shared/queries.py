@@ -186,6 +186,15 @@ class Queries:
     WHERE {_OWNED}
     """
 
+    # A claim whose answer was lost with its connection may have been committed: its worker puts
+    # back whatever the database says it holds, as if never claimed (it knows of none of them).
+    RELEASE_ALL = """
+    UPDATE tasks
+    SET status = 'submitted', attempts = attempts - 1, worker_id = NULL, started_at = NULL, lease_expires_at = NULL
+    WHERE status = 'pending' AND worker_id = :worker
+    RETURNING id
+    """
+
     CANCEL_SUBMITTED = """
     UPDATE tasks SET status = 'cancelled', finished_at = :now
     WHERE id = :id AND status = 'submitted'

@@ -9,13 +9,16 @@ an empty one when nothing is bound: psycopg turns `%%` back into `%` only then.
 from __future__ import annotations
 
 import abc
+import functools
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from shared import rows
+from shared.errors import ConnectionLost
 from shared.models import (
     Batch,
     CancelOutcome,
@@ -31,6 +34,8 @@ from shared.models import (
 )
 from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_filter
 from shared.store import DATABASE_CLOCK, NO_LIMIT, Store
+
+logger = logging.getLogger(__name__)
 
 
 def _circuit_bytes(task: NewTask) -> int:
@@ -53,6 +58,26 @@ class _QueueFull(Exception):
     """Raised inside a submission's transaction to roll it back."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def read_only(method: Callable[P, R]) -> Callable[P, R]:
+    """A read is asked again, once, when its connection was cut under it: nothing was written, and
+    the second try takes another connection (a write is never repeated blindly: it may have been
+    committed)."""
+
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionLost as error:
+            logger.warning("%s, reading again on another connection", error)
+            return method(*args, **kwargs)
+
+    return read
+
+
 class SqlStore(Store):
     sql: type[Queries]
 
@@ -68,6 +93,7 @@ class SqlStore(Store):
         """Where CLAIM runs: a plain connection when the statement alone is atomic."""
         return self._connect()
 
+    @read_only
     def finished_version(self) -> float:
         with self._connect() as conn:
             return float(conn.execute(self.sql.FINISHED_VERSION, {}).fetchone()["version"])
@@ -177,6 +203,7 @@ class SqlStore(Store):
         self._task_created()
         return SubmitOutcome.CREATED, created_id
 
+    @read_only
     def get_batch(self, batch_id: str) -> Batch | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_BATCH, {"id": batch_id}).fetchone()
@@ -196,6 +223,7 @@ class SqlStore(Store):
             batch = replace(batch, finished_at=max(last) if last else batch.created_at)
         return batch
 
+    @read_only
     def batch_tasks(self, batch_id: str, after_index: int, limit: int) -> tuple[list[Task], int | None]:
         params = {"id": batch_id, "after": after_index, "limit": limit + 1}
         with self._connect() as conn:
@@ -215,20 +243,24 @@ class SqlStore(Store):
     def _task_created(self) -> None:
         """After a submission commits: a backend wakes idle workers its own way (NOTIFY needs nothing)."""
 
+    @read_only
     def queued_bytes(self) -> int:
         with self._connect() as conn:
             return int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"])
 
+    @read_only
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_TASK, {"id": task_id}).fetchone()
         return rows.to_task(row) if row is not None else None
 
+    @read_only
     def get_circuit(self, task_id: str) -> tuple[str, str | None] | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_CIRCUIT, {"id": task_id}).fetchone()
         return (row["circuit"], row["diagram"]) if row is not None else None
 
+    @read_only
     def list_tasks(
         self,
         status: TaskStatus | None,
@@ -263,6 +295,7 @@ class SqlStore(Store):
             row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
         return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
 
+    @read_only
     def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:
         with self._connect() as conn:
             return rows.queue_stats(
@@ -281,10 +314,12 @@ class SqlStore(Store):
             requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
         return rows.recovered(cancelled, failed, requeued)
 
+    @read_only
     def queue_depth(self) -> int:
         with self._connect() as conn:
             return int(conn.execute(self.sql.QUEUE_DEPTH, {}).fetchone()["n"])
 
+    @read_only
     def live_worker_count(self, within: float, host: str, now: float | None = DATABASE_CLOCK) -> tuple[int, int]:
         with self._connect() as conn:
             row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"within": within, "host": host, "now": now}).fetchone()
@@ -324,6 +359,10 @@ class SqlStore(Store):
                 params = {"id": finish.claim.task_id, "worker": worker_id, "attempt": finish.claim.attempt, **values}
                 written.append(conn.execute(query, params).rowcount == 1)
         return written
+
+    def release_claims(self, worker_id: str) -> list[str]:
+        with self._connect() as conn:
+            return [row["id"] for row in conn.execute(self.sql.RELEASE_ALL, {"worker": worker_id}).fetchall()]
 
     def _finish_statement(self, finish: Finish) -> tuple[str, dict[str, Any]]:
         """The owned write that leaves the task in finish.status, and what it binds."""

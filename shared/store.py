@@ -199,6 +199,11 @@ class Store(abc.ABC):
         """Record that the worker stopped the task on request."""
         return self.finish(worker_id, [Finish(claim, TaskStatus.CANCELLED, now)])[0]
 
+    @abc.abstractmethod
+    def release_claims(self, worker_id: str) -> list[str]:
+        """Put back every task worker_id holds, spending no attempt: for a worker that lost the
+        answer to a claim, and so may hold tasks it does not know of. Their ids."""
+
     def release(self, claim: Claim, worker_id: str) -> bool:
         """Put a claimed task back in the queue without spending an attempt (shutdown)."""
         return self.finish(worker_id, [Finish(claim, TaskStatus.SUBMITTED, 0.0)])[0]

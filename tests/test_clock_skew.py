@@ -98,11 +98,12 @@ def test_killed_skewed_workers_tasks_come_back_within_a_lease(skewed) -> None:
     cluster, workers = skewed
     task_ids = submit_batch(cluster, LONG, 3)
 
-    def held() -> dict[int, str]:
+    def each_holds_one() -> dict[int, str]:
         rows = cluster.rows()
-        return {owner_pid(rows[t]): t for t in task_ids if rows[t]["status"] == "pending"}
+        held = {owner_pid(rows[t]): t for t in task_ids if rows[t]["status"] == "pending"}
+        return held if len(held) == 3 else {}
 
-    holding = wait_for(lambda: len(found := held()) == 3 and found, 30, "each worker to run one long task")
+    holding = wait_for(each_holds_one, 30, "each worker to run one long task")
     killed = {name: holding[workers[name].pid] for name in ("ahead", "behind")}
     for name in killed:
         workers[name].kill()

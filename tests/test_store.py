@@ -174,6 +174,20 @@ def test_leases_and_heartbeats_run_on_the_database_clock(store: Store) -> None:
     assert store.live_worker_count(30, "here") == (0, 0)
 
 
+def test_a_worker_puts_back_every_claim_it_holds_spending_no_attempt(store: Store) -> None:
+    for n in range(3):
+        store.create_task(f"t{n}", NewTask("c", 10, None), now=1.0)
+    assert [c.task_id for c in store.claim("w1", now=2.0, lease_seconds=30, limit=2)] == ["t0", "t1"]
+    assert store.claim_next("w2", now=2.0, lease_seconds=30) is not None
+    assert sorted(store.release_claims("w1")) == ["t0", "t1"]
+    assert store.release_claims("w1") == []
+    for name, status, attempts in (("t0", TaskStatus.SUBMITTED, 0), ("t1", TaskStatus.SUBMITTED, 0)):
+        task = store.get_task(name)
+        assert task is not None and (task.status, task.attempts, task.worker_id) == (status, attempts, None)
+    other = store.get_task("t2")
+    assert other is not None and other.status is TaskStatus.PENDING and other.worker_id == "w2"
+
+
 def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: Store) -> None:
     store.create_task("t", NewTask("c", 10, None), now=1.0)
     assert store.claim_next("w", now=2.0, lease_seconds=5) is not None
