@@ -30,12 +30,15 @@ from tests.test_concurrency import wait_all
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
 
 CUT_EVERY_SECONDS = 0.3
-TASKS = 600
+TASKS = 500
 SHOTS = 10
 # A NOTIFY wakes an idle worker in milliseconds; without one it would find a task only at its
 # one-second safety poll (half a second on average).
 IDLE_LATENCY_SECONDS = 0.3
 BACK_WITHIN_SECONDS = 5.0
+# While the server is down a request waits about a second for a connection, then asks the server
+# itself (it would otherwise wait POOL_TIMEOUT_SECONDS, ten).
+DOWN_ANSWER_SECONDS = 3.0
 
 TERMINATE = """
 SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
@@ -124,6 +127,17 @@ def answers(status: int, method: str, url: str, **request: Any) -> Callable[[], 
     return lambda: httpx.request(method, url, timeout=30, **request).status_code == status
 
 
+def seconds_to_503(url: str) -> Callable[[], float]:
+    """A condition to wait for: GET url answers 503; how long that answer took (else 0)."""
+
+    def answered() -> float:
+        started = time.monotonic()
+        status = httpx.get(url, timeout=30).status_code
+        return max(time.monotonic() - started, 1e-9) if status == 503 else 0.0
+
+    return answered
+
+
 def finished(client: httpx.Client, task_id: str) -> Callable[[], bool]:
     """A condition to wait for: the task is in a final state (a 503 on the way is just not yet)."""
     return lambda: client.get(f"/tasks/{task_id}", params={"wait": 5}).json().get("status") in TERMINAL
@@ -204,7 +218,8 @@ def test_server_restarted_under_load_loses_and_repeats_nothing(server, make_clus
         wait_for(lambda: len(load.acknowledged) >= TASKS // 3, 60, "a third of the tasks to be acknowledged")
         server.stop()
         for api in apis:
-            wait_for(answers(503, "GET", f"{api}/health"), 30, f"the API at {api} to answer 503")
+            took = wait_for(seconds_to_503(f"{api}/health"), 30, f"the API at {api} to answer 503")
+            assert took < DOWN_ANSWER_SECONDS, f"a request took {took:.1f} s to learn that the server is down"
         server.start()
         back = time.monotonic()
         submission = {"json": {"circuit": BELL_QASM3, "shots": SHOTS}}
