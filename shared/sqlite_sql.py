@@ -225,9 +225,11 @@ FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', '
 EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY seq LIMIT 32"
 
 
-# The machine's clock in epoch seconds (to the millisecond): the one clock every process of an SQLite
-# queue shares. `'now'` is one reading per statement.
-NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+# The machine's clock, the one every process of an SQLite queue shares: Python's time.time(), which
+# SqliteStore registers as this function on each connection (SQLite's own 'now' keeps only
+# milliseconds, and would put a claim before its submission).
+CLOCK_FUNCTION = "qtq_now"
+NOW = f"{CLOCK_FUNCTION}()"
 
 
 @with_clock
