@@ -1,9 +1,11 @@
 """Worker hosts whose clocks are off: leases follow the database's clock, not theirs.
 
 PostgreSQL only: it is the backend with several hosts, hence several clocks (an SQLite queue has
-the one clock of its machine). The skewed workers run under Debian's libfaketime, preloaded with
-the monotonic clock left alone: faked, it makes Python's timed lock waits last the offset too,
-and the worker would not renew its leases in time.
+the one clock of its machine). The skewed workers run under Debian's libfaketime (0.9.10),
+preloaded with the monotonic clock left alone: faked, it makes Python's timed lock waits last the
+offset too, and the worker would not renew its leases in time. (Left alone, it makes time.sleep
+fail with EINVAL instead, which a worker calls only when the database fails it; the simulation
+process, Aer and psycopg run normally under it.)
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
         yield cluster, workers
     finally:
         cluster.drop()
-    for worker in workers.values():
-        assert_clean_logs(worker)
+    for service in cluster.all_services():
+        assert_clean_logs(service)
 
 
 def submit_batch(cluster: Cluster, circuit: str, count: int) -> list[str]:
