@@ -5,9 +5,12 @@ PY := $(VENV)/bin/python
 WORKERS ?= 1
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser of its own).
 CHROMIUM := /usr/bin/chromium
+# The clock-skew tests run a worker on a shifted clock with Debian's libfaketime (its `faketime`
+# package brings the library the tests preload).
+FAKETIME := /usr/bin/faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser bench lint clean
+.PHONY: run test install install-dev browser faketime bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +40,12 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+$(FAKETIME):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq faketime
+
+faketime: $(FAKETIME)
+
 .env:
 	cp .env.example .env
 
@@ -48,7 +57,7 @@ run: install .env
 # Test files run in TEST_PROCESSES parallel processes (one file stays in one process, so its
 # module-wide services are started once).
 TEST_PROCESSES ?= 3
-test: install-dev browser
+test: install-dev browser faketime
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \

@@ -73,8 +73,11 @@ class CompletionWatcher:
                 if version == seen and not self._new_waiter:
                     pause = min(pause * BACK_OFF, MAX_CHECK_SECONDS)
                     continue
-                seen, self._new_waiter, pause = version, False, FIRST_CHECK_SECONDS
+                self._new_waiter, pause = False, FIRST_CHECK_SECONDS
                 done = await run_in_threadpool(self.store.finished_among, list(self._waiting))
+                # Only now: had that read failed, the tasks finished by this version would still be
+                # looked for next time, not waited on until their deadlines.
+                seen = version
             except StoreError as error:
                 logger.warning("long-poll watcher cannot read the database: %s", error)
                 await asyncio.sleep(0.5)

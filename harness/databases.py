@@ -31,18 +31,23 @@ def _with_dbname(url: str, name: str) -> str:
 
 
 class FreshDatabase:
-    """One fresh database of the session's backend, its settings, and a few direct operations."""
+    """One fresh database of the session's backend, its settings, and a few direct operations.
 
-    def __init__(self, workdir: Path, backend: str | None = None) -> None:
+    On PostgreSQL it is created on the server TEST_DATABASE_URL names, or on the one `admin` names
+    (a URL of a database there to connect to while creating and dropping it)."""
+
+    def __init__(self, workdir: Path, backend: str | None = None, admin: str | None = None) -> None:
         self.backend = backend or BACKEND
         self.path = workdir / "tasks.db"
         self.url = ""
         self.name = ""
+        self.admin = ""
         if self.backend == "postgres":
+            self.admin = admin or admin_url()
             self.name = f"qtq_test_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(admin_url(), autocommit=True) as conn:
+            with psycopg.connect(self.admin, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = _with_dbname(admin_url(), self.name)
+            self.url = _with_dbname(self.admin, self.name)
 
     def settings(self) -> dict[str, str]:
         if self.backend == "postgres":
@@ -95,7 +100,7 @@ class FreshDatabase:
     def unreachable(self) -> Iterator[None]:
         """Make the database impossible to open until the block ends."""
         if self.backend == "postgres":
-            with psycopg.connect(admin_url(), autocommit=True) as admin:
+            with psycopg.connect(self.admin, autocommit=True) as admin:
                 admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [self.name])
                 try:
@@ -114,5 +119,5 @@ class FreshDatabase:
 
     def drop(self) -> None:
         if self.backend == "postgres":
-            with psycopg.connect(admin_url(), autocommit=True) as conn:
+            with psycopg.connect(self.admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

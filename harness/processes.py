@@ -61,11 +61,13 @@ class Service:
     def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
         self.name, self.args, self.env, self.cwd, self.log_path = name, args, env, cwd, log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
         self.url = ""  # an API's base URL
 
     def start(self, listener: socket.socket | None = None) -> Service:
         """Start the process; an API gets `listener` as its socket (the caller's copy is closed)."""
         log = open(self.log_path, "ab")
+        self._terminated = False
         args, fds = self.args, tuple[int, ...]()
         if listener is not None:
             args, fds = [*args, "--fd", str(listener.fileno())], (listener.fileno(),)
@@ -115,11 +117,18 @@ class Service:
             pass
         self.process.wait(10)
 
+    def terminate(self) -> None:
+        """SIGTERM, once (a second one would make uvicorn skip its graceful shutdown)."""
+        assert self.process is not None
+        if self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM and wait; returns the exit code."""
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -132,11 +141,14 @@ class Service:
 
 
 class Cluster:
-    """An API server and any number of workers sharing one fresh SQLite file."""
+    """An API server and any number of workers sharing one fresh database (`database`, or a new
+    one of the session's backend)."""
 
-    def __init__(self, workdir: Path, backend: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, workdir: Path, backend: str | None = None, database: FreshDatabase | None = None, **settings: Any
+    ) -> None:
         self.workdir = workdir
-        self.database = FreshDatabase(workdir, backend)
+        self.database = database or FreshDatabase(workdir, backend)
         self._listener: socket.socket | None = listening_socket()
         self.port = self._listener.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -223,12 +235,11 @@ class Cluster:
         return ([self.api] if self.api else []) + self.extra_apis + self.workers
 
     def stop(self) -> dict[str, int]:
-        """SIGTERM every process still running; returns exit codes by log file name."""
-        codes = {}
-        for service in self.all_services():
-            if service.process is not None:
-                codes[service.log_path.name] = service.stop()
-        return codes
+        """SIGTERM every process still running, all at once; returns exit codes by log file name."""
+        running = [service for service in self.all_services() if service.process is not None]
+        for service in running:
+            service.terminate()
+        return {service.log_path.name: service.stop() for service in running}
 
     def drop(self) -> None:
         """Stop everything and remove the database (a PostgreSQL database is dropped)."""

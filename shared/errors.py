@@ -30,3 +30,8 @@ class QuotaExceeded(QueueError):
             f"max_queued={limit}; retry when some have finished"
         )
         self.owner, self.queued, self.adding, self.limit = owner, queued, adding, limit
+
+
+class ConnectionLost(StoreUnavailable):
+    """The connection broke while a statement was under way: a write may or may not have been
+    committed, and a read can be asked again on another connection."""

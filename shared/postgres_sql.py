@@ -7,10 +7,9 @@ psycopg's placeholders. What is written here is in psycopg's style already. Para
 from __future__ import annotations
 
 import re
-from typing import TypeVar
 
 from shared.metrics_buckets import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
-from shared.queries import Queries
+from shared.queries import Q, Queries, with_clock
 
 CHANNEL = "qtq_tasks"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -414,20 +413,22 @@ def to_pyformat(text: str) -> str:
     return _TOKEN.sub(convert, text)
 
 
-Q = TypeVar("Q", bound=type[Queries])
-
-
 def in_pyformat(queries: Q) -> Q:
     """Convert, in place, every statement the class inherits from Queries (its own are in psycopg's style)."""
-    for name, text in vars(Queries).items():
-        if name.isupper() and name not in vars(queries):
-            setattr(queries, name, to_pyformat(text))
-    return queries
+    return with_clock(queries, to_pyformat)
+
+
+# The server's clock in epoch seconds. statement_timestamp() is one reading per statement, and
+# stable, so a comparison with it can use an index (clock_timestamp() changes row by row: it could not).
+NOW = "extract(epoch FROM statement_timestamp())::float8"
 
 
 @in_pyformat
 class PostgresQueries(Queries):
-    """The shared statements in psycopg's placeholders, and PostgreSQL's own claim, status read and histogram read."""
+    """The shared statements in psycopg's placeholders, and PostgreSQL's own clock, claim, status read
+    and histogram read."""
+
+    NOW = NOW
 
     @classmethod
     def written(cls, text: str) -> str:
@@ -435,14 +436,14 @@ class PostgresQueries(Queries):
 
     # The first :limit submitted tasks in turn order that no other transaction holds, claimed in
     # one statement: SKIP LOCKED lets any number of workers claim at once without waiting on each other.
-    CLAIM = """
+    CLAIM = f"""
     WITH next AS (
         SELECT seq FROM tasks WHERE status = 'submitted'
         ORDER BY turn, seq LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     )
     UPDATE tasks SET status = 'pending', attempts = tasks.attempts + 1, worker_id = %(worker)s,
-        started_at = %(now)s, lease_expires_at = %(expires)s
+        started_at = coalesce(%(now)s, {NOW}), lease_expires_at = coalesce(%(now)s, {NOW}) + %(lease_seconds)s
     FROM next WHERE tasks.seq = next.seq
     RETURNING tasks.seq, tasks.id, tasks.circuit, tasks.shots, tasks.seed, tasks.attempts, tasks.created_at,
         tasks.options, tasks.owner, tasks.turn

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import random
+import select
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,14 +22,23 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared import postgres_sql
-from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.errors import ConnectionLost, StoreBusy, StoreError, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
-from shared.sql_store import SqlStore
+from shared.sql_store import SqlStore, read_only
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = len(postgres_sql.MIGRATIONS)
 POOL_TIMEOUT_SECONDS = 10.0
+# A connection the server closed is reopened at once; if that fails (the server is down), the pool
+# tries again for this long, then leaves it to the next request, which tries at once.
+RECONNECT_SECONDS = 2.0
+# A request waits for a connection in slices this long. Between two, it connects to the server
+# itself, once: if the server is gone the request fails now instead of waiting the whole
+# POOL_TIMEOUT_SECONDS, and each new slice lets the pool try to connect again at once, so the
+# service serves again within about a second of the server being back.
+CHECKOUT_SLICE_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 2  # libpq's connect_timeout: whole seconds, 2 at least
 # While LISTENing, an idle worker still looks for work this often, in case a NOTIFY was missed.
 LISTEN_SAFETY_POLL_SECONDS = 1.0
 
@@ -38,6 +48,45 @@ def _one(cursor: psycopg.Cursor[Any]) -> Any:
     row = cursor.fetchone()
     assert row is not None
     return row
+
+
+def _reason(error: BaseException) -> str:
+    """A driver error on one line: libpq adds hints on lines of their own."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _closed_by_server(conn: psycopg.Connection[Any]) -> str | None:
+    """Why the server closed this idle connection, or None while it can be used.
+
+    An idle connection has nothing to read unless the server spoke: a goodbye (the connection was
+    terminated, the server is shutting down) or, harmlessly, a notice. Only then is it asked,
+    with an empty statement; a live one costs no round trip.
+    """
+    if conn.closed:
+        return "the connection was closed"
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    if not poller.poll(0):
+        return None
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.Error as error:
+        return _reason(error)
+    return None
+
+
+class _ReportedByTheStore(logging.Filter):
+    """psycopg_pool warns about each connection it discards or fails to open, each attempt again
+    (libpq's hints on lines of their own); the store reports the same, once per request it failed
+    or connection it replaced, in one line of its own."""
+
+    REPORTED = ("discarding closed connection", "error connecting in", "reconnection attempt in pool")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.REPORTED)
+
+
+logging.getLogger("psycopg.pool").addFilter(_ReportedByTheStore())
 
 
 class PostgresStore(SqlStore):
@@ -50,6 +99,7 @@ class PostgresStore(SqlStore):
         self.busy_timeout_ms = busy_timeout_ms
         self.poll_only = poll_only
         self._listener: psycopg.Connection[Any] | None = None
+        self._listen_failing = False
         # lock_timeout plays SQLite's busy timeout: past it the API answers 503, not a hang.
         self.pool = ConnectionPool(
             url,
@@ -57,6 +107,7 @@ class PostgresStore(SqlStore):
             max_size=pool_size,
             kwargs={"autocommit": True, "row_factory": dict_row, "options": f"-c lock_timeout={busy_timeout_ms}"},
             timeout=POOL_TIMEOUT_SECONDS,
+            reconnect_timeout=RECONNECT_SECONDS,
             open=False,
             name="qtq",
         )
@@ -70,29 +121,56 @@ class PostgresStore(SqlStore):
     @contextlib.contextmanager
     def _connect(self, durable: bool = False, transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
         # Every commit is durable here (synchronous_commit is the server's business).
+        conn = self._checkout()
         try:
-            if not self._opened:
-                self.pool.open(wait=False)
-                self._opened = True
-            with self.pool.connection() as conn:
-                if transaction:
-                    with conn.transaction():
-                        yield conn
-                else:
+            if transaction:
+                with conn.transaction():
                     yield conn
+            else:
+                yield conn
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.DeadlockDetected) as error:
-            raise StoreBusy(f"database is busy: {error}".strip()) from error
-        except PoolTimeout as error:
-            raise StoreUnavailable(f"no database connection within {POOL_TIMEOUT_SECONDS:g} s: {error}") from error
+            raise StoreBusy(f"database is busy: {_reason(error)}") from error
         except psycopg.OperationalError as error:
-            raise StoreUnavailable(f"cannot use the database: {error}".strip()) from error
+            if conn.broken:
+                raise ConnectionLost(f"lost the database connection: {_reason(error)}") from error
+            raise StoreUnavailable(f"cannot use the database: {_reason(error)}") from error
         except psycopg.Error as error:
             raise StoreError(str(error)) from error
+        finally:
+            # A broken connection is not lent again: the pool closes it and opens another.
+            self.pool.putconn(conn)
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A pooled connection the server has not closed; those it has are handed back to be replaced."""
+        if not self._opened:
+            self.pool.open(wait=False)
+            self._opened = True
+        deadline = time.monotonic() + POOL_TIMEOUT_SECONDS
+        while True:
+            try:
+                conn = self.pool.getconn(min(CHECKOUT_SLICE_SECONDS, deadline - time.monotonic()))
+            except PoolTimeout as error:
+                self._probe()  # the pool is busy, or the server is gone: which?
+                if time.monotonic() < deadline:
+                    continue
+                raise StoreUnavailable(f"no database connection within {POOL_TIMEOUT_SECONDS:g} s") from error
+            except psycopg.Error as error:
+                raise StoreUnavailable(f"cannot connect to the database: {_reason(error)}") from error
+            closed = _closed_by_server(conn)
+            if closed is None:
+                return conn
+            logger.warning("database connection closed by the server, replacing it: %s", closed)
+            self.pool.putconn(conn)
+
+    def _probe(self) -> None:
+        """Raise StoreUnavailable unless the server takes a new connection."""
+        try:
+            psycopg.connect(self.url, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
+        except psycopg.Error as error:
+            raise StoreUnavailable(f"cannot connect to the database: {_reason(error)}") from error
 
     def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._close_listener()
         if self._opened:
             self.pool.close()
             self._opened = False
@@ -114,18 +192,34 @@ class PostgresStore(SqlStore):
     def _usage_shard(self) -> int:
         return random.randrange(postgres_sql.SHARDS)
 
+    @read_only
     def finished_among(self, task_ids: list[str]) -> list[str]:
         with self._connect() as conn:
             return [row["id"] for row in conn.execute(postgres_sql.FINISHED_AMONG, {"ids": task_ids})]
 
     def listen(self) -> None:
-        if self.poll_only or (self._listener is not None and not self._listener.closed):
-            return
+        if not self.poll_only and (self._listener is None or self._listener.closed):
+            self._open_listener()
+
+    def _open_listener(self) -> bool:
+        """Connect and LISTEN; False while the database cannot be reached (said once, not per try)."""
         try:
             self._listener = psycopg.connect(self.url, autocommit=True)
             self._listener.execute(postgres_sql.LISTEN)
         except psycopg.Error as error:
-            logger.warning("cannot LISTEN yet, polling until the database answers: %s", error)
+            self._close_listener()
+            if not self._listen_failing:
+                logger.warning("cannot LISTEN, polling until the database answers: %s", _reason(error))
+            self._listen_failing = True
+            return False
+        if self._listen_failing:
+            logger.info("listening for new tasks again")
+        self._listen_failing = False
+        return True
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
             self._listener = None
 
     def wait_for_work(self, timeout: float) -> None:
@@ -133,20 +227,21 @@ class PostgresStore(SqlStore):
         if self.poll_only:
             time.sleep(timeout)
             return
+        if self._listener is None or self._listener.closed:
+            # Not listening: a NOTIFY sent meanwhile was missed, so once LISTEN is back the caller
+            # looks for work at once; while it cannot be, it polls.
+            if not self._open_listener():
+                time.sleep(min(timeout, LISTEN_SAFETY_POLL_SECONDS))
+            return
         try:
-            self.listen()
-            if self._listener is None:
-                time.sleep(min(timeout, 1.0))
-                return
             for _ in self._listener.notifies(timeout=max(timeout, LISTEN_SAFETY_POLL_SECONDS), stop_after=1):
                 pass
         except psycopg.Error as error:
-            logger.warning("LISTEN connection failed, polling instead until it is back: %s", error)
-            if self._listener is not None:
-                self._listener.close()
-            self._listener = None
-            time.sleep(min(timeout, 1.0))
+            # Cut or the server went away: back to the caller, which looks for work, then LISTENs again.
+            logger.warning("LISTEN connection lost, listening again: %s", _reason(error))
+            self._close_listener()
 
+    @read_only
     def explain_claim(self) -> str:
         with self._connect() as conn:
             plan = conn.execute(postgres_sql.EXPLAIN_CLAIM).fetchone()

@@ -4,11 +4,16 @@
 subclass writes the few its dialect needs otherwise (shared.sqlite_sql, shared.postgres_sql);
 PostgreSQL's converts the ones it inherits to psycopg's `%(name)s` once, at import. `:name` is the
 written style because it is plain SQL: `%` stays a `%` here, and the conversion doubles it.
+
+Lease and heartbeat times are the database's: AT_NOW reads its clock, so workers and APIs on many
+hosts agree on when a lease runs out whatever their own clocks say (a host's clock off by two
+minutes would otherwise have live workers' tasks run twice, or dead workers' tasks wait).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 _TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
@@ -35,6 +40,11 @@ _TURNS = """
 # matches no row and so cannot overwrite the new owner's state.
 _OWNED = "id = :id AND worker_id = :worker AND attempts = :attempt AND status = 'pending'"
 
+# The time a lease or heartbeat is stamped with or compared to: the caller's `:now` when it pins one
+# (the contract tests do), else the database's clock, read once per statement. `{now}` becomes the
+# dialect's NOW (see with_clock), an expression for the clock in epoch seconds.
+AT_NOW = "coalesce(:now, {now})"
+
 _DETAILS = (
     "num_qubits = :num_qubits, depth = :depth, duration_ms = :duration_ms, parse_ms = :parse_ms,"
     " transpile_ms = :transpile_ms, diagram = :diagram"
@@ -44,9 +54,10 @@ _DETAILS = (
 class Queries:
     """The statements of the store's shared methods; a class only as a namespace a dialect can extend."""
 
-    # Written by each dialect: how to claim without a race, whether a read can lock its row,
-    # how the +Inf histogram bucket is stored, and how a submission keeps others of its owner out
-    # while it counts the owner's queued tasks.
+    # Written by each dialect: its clock, how to claim without a race, whether a read can lock its
+    # row, how the +Inf histogram bucket is stored, and how a submission keeps others of its owner
+    # out while it counts the owner's queued tasks.
+    NOW: ClassVar[str]
     CLAIM: ClassVar[str]
     SELECT_STATUS: ClassVar[str]
     HISTOGRAMS: ClassVar[str]
@@ -193,31 +204,33 @@ class Queries:
     # A lease that expired means its worker died or hung: a task someone asked to cancel is
     # cancelled; past the attempt limit the task fails; otherwise it goes back to the queue at its
     # old place (seq is unchanged).
-    CANCEL_EXPIRED = """
+    CANCEL_EXPIRED = f"""
     UPDATE tasks
-    SET status = 'cancelled', finished_at = :now, lease_expires_at = NULL
-    WHERE status = 'pending' AND lease_expires_at < :now AND cancel_requested
+    SET status = 'cancelled', finished_at = {AT_NOW}, lease_expires_at = NULL
+    WHERE status = 'pending' AND lease_expires_at < {AT_NOW} AND cancel_requested
     RETURNING id, attempts
     """
 
-    FAIL_EXHAUSTED = """
+    FAIL_EXHAUSTED = f"""
     UPDATE tasks
-    SET status = 'failed', finished_at = :now, lease_expires_at = NULL,
+    SET status = 'failed', finished_at = {AT_NOW}, lease_expires_at = NULL,
         error = 'WorkerLost: the task was interrupted ' || attempts
                 || ' times (its worker stopped renewing the lease); giving up after MAX_ATTEMPTS='
                 || :max_attempts
-    WHERE status = 'pending' AND lease_expires_at < :now AND attempts >= :max_attempts
+    WHERE status = 'pending' AND lease_expires_at < {AT_NOW} AND attempts >= :max_attempts
     RETURNING id, attempts
     """
 
-    REQUEUE_EXPIRED = """
+    REQUEUE_EXPIRED = f"""
     UPDATE tasks
     SET status = 'submitted', worker_id = NULL, started_at = NULL, lease_expires_at = NULL
-    WHERE status = 'pending' AND lease_expires_at < :now
+    WHERE status = 'pending' AND lease_expires_at < {AT_NOW}
     RETURNING id, attempts
     """
 
-    RENEW_LEASE = f"UPDATE tasks SET lease_expires_at = :expires WHERE {_OWNED} RETURNING cancel_requested"
+    RENEW_LEASE = f"""
+    UPDATE tasks SET lease_expires_at = {AT_NOW} + :lease_seconds WHERE {_OWNED} RETURNING cancel_requested
+    """
 
     # A worker may claim several tasks at once: started_at becomes the moment this one really started.
     COMPLETE = f"""
@@ -247,6 +260,15 @@ class Queries:
     WHERE {_OWNED}
     """
 
+    # A claim whose answer was lost with its connection may have been committed: its worker puts
+    # back whatever the database says it holds, as if never claimed (it knows of none of them).
+    RELEASE_ALL = """
+    UPDATE tasks
+    SET status = 'submitted', attempts = attempts - 1, worker_id = NULL, started_at = NULL, lease_expires_at = NULL
+    WHERE status = 'pending' AND worker_id = :worker
+    RETURNING id
+    """
+
     CANCEL_SUBMITTED = """
     UPDATE tasks SET status = 'cancelled', finished_at = :now
     WHERE id = :id AND status = 'submitted'
@@ -260,24 +282,24 @@ class Queries:
     RETURNING status
     """
 
-    BEAT_WORKER = """
+    BEAT_WORKER = f"""
     INSERT INTO workers (id, host, pid, started_at, last_heartbeat, task_id)
-    VALUES (:id, :host, :pid, :now, :now, :task_id)
+    VALUES (:id, :host, :pid, {AT_NOW}, {AT_NOW}, :task_id)
     ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, task_id = excluded.task_id
     """
 
     REMOVE_WORKER = "DELETE FROM workers WHERE id = :id"
 
-    FORGET_DEAD_WORKERS = "DELETE FROM workers WHERE last_heartbeat < :before"
+    FORGET_DEAD_WORKERS = f"DELETE FROM workers WHERE last_heartbeat < {AT_NOW} - :silent_for"
 
-    LIVE_WORKER_COUNT = """
+    LIVE_WORKER_COUNT = f"""
     SELECT count(*) AS n, coalesce(sum(CASE WHEN host = :host THEN 1 ELSE 0 END), 0) AS here
-    FROM workers WHERE last_heartbeat >= :since
+    FROM workers WHERE last_heartbeat >= {AT_NOW} - :within
     """
 
-    LIVE_WORKERS = """
+    LIVE_WORKERS = f"""
     SELECT id, host, pid, started_at, last_heartbeat, task_id FROM workers
-    WHERE last_heartbeat >= :since ORDER BY started_at
+    WHERE last_heartbeat >= {AT_NOW} - :within ORDER BY started_at
     """
 
     # PostgreSQL spreads each count over shards (one row per status in SQLite): sum them.
@@ -303,6 +325,18 @@ for _n in range(MAX_TAG_FILTERS):
         f"TAG_FILTER_{_n}",
         f"AND seq IN (SELECT task_seq FROM task_tags WHERE key = :tag_key_{_n} AND value = :tag_value_{_n})",
     )
+
+
+Q = TypeVar("Q", bound=type[Queries])
+
+
+def with_clock(queries: Q, convert: Callable[[str], str] = str) -> Q:
+    """Give a dialect every statement it inherits from Queries, with its clock (NOW) written in
+    where AT_NOW reads it, and converted to its placeholders by `convert`."""
+    for name, text in vars(Queries).items():
+        if name.isupper() and isinstance(text, str) and name not in vars(queries):
+            setattr(queries, name, convert(text.replace("{now}", queries.NOW)))
+    return queries
 
 
 def tag_filter(queries: type[Queries], n: int) -> str:

@@ -9,14 +9,16 @@ an empty one when nothing is bound: psycopg turns `%%` back into `%` only then.
 from __future__ import annotations
 
 import abc
+import functools
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from shared import rows
-from shared.errors import QuotaExceeded
+from shared.errors import ConnectionLost, QuotaExceeded
 from shared.models import (
     ApiKey,
     Batch,
@@ -32,10 +34,11 @@ from shared.models import (
     Task,
     TaskStatus,
     TaskSummary,
-    WorkerInfo,
 )
 from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_filter
-from shared.store import NO_LIMIT, Store
+from shared.store import DATABASE_CLOCK, NO_LIMIT, Store
+
+logger = logging.getLogger(__name__)
 
 
 def _circuit_bytes(task: NewTask) -> int:
@@ -70,6 +73,26 @@ class _QueueFull(Exception):
     """Raised inside a submission's transaction to roll it back."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def read_only(method: Callable[P, R]) -> Callable[P, R]:
+    """A read is asked again, once, when its connection was cut under it: nothing was written, and
+    the second try takes another connection (a write is never repeated blindly: it may have been
+    committed)."""
+
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionLost as error:
+            logger.warning("%s, reading again on another connection", error)
+            return method(*args, **kwargs)
+
+    return read
+
+
 class SqlStore(Store):
     sql: type[Queries]
 
@@ -85,6 +108,7 @@ class SqlStore(Store):
         """Where CLAIM runs: a plain connection when the statement alone is atomic."""
         return self._connect()
 
+    @read_only
     def finished_version(self) -> float:
         with self._connect() as conn:
             return float(conn.execute(self.sql.FINISHED_VERSION, {}).fetchone()["version"])
@@ -233,6 +257,7 @@ class SqlStore(Store):
         """Which of an owner's usage rows for the day this write adds to (a backend may spread them)."""
         return 0
 
+    @read_only
     def get_batch(self, batch_id: str) -> Batch | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_BATCH, {"id": batch_id}).fetchone()
@@ -253,6 +278,7 @@ class SqlStore(Store):
             batch = replace(batch, finished_at=max(last) if last else batch.created_at)
         return batch
 
+    @read_only
     def batch_tasks(self, batch_id: str, after_index: int, limit: int) -> tuple[list[Task], int | None]:
         params = {"id": batch_id, "after": after_index, "limit": limit + 1}
         with self._connect() as conn:
@@ -272,20 +298,24 @@ class SqlStore(Store):
     def _task_created(self) -> None:
         """After a submission commits: a backend wakes idle workers its own way (NOTIFY needs nothing)."""
 
+    @read_only
     def queued_bytes(self) -> int:
         with self._connect() as conn:
             return int(conn.execute(self.sql.QUEUED_BYTES, {}).fetchone()["value"])
 
+    @read_only
     def get_task(self, task_id: str) -> Task | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_TASK, {"id": task_id}).fetchone()
         return rows.to_task(row) if row is not None else None
 
+    @read_only
     def get_circuit(self, task_id: str) -> tuple[str, str | None, str] | None:
         with self._connect() as conn:
             row = conn.execute(self.sql.SELECT_CIRCUIT, {"id": task_id}).fetchone()
         return (row["circuit"], row["diagram"], row["owner"]) if row is not None else None
 
+    @read_only
     def list_tasks(
         self,
         status: TaskStatus | None,
@@ -324,13 +354,14 @@ class SqlStore(Store):
             row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
         return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
 
-    def stats(self, now: float, live_after: float) -> QueueStats:
+    @read_only
+    def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:
         with self._connect() as conn:
             return rows.queue_stats(
                 counts=conn.execute(self.sql.TASK_COUNTS, {}).fetchall(),
                 counters=conn.execute(self.sql.COUNTERS, {}).fetchall(),
                 buckets=conn.execute(self.sql.HISTOGRAMS, {}).fetchall(),
-                workers=conn.execute(self.sql.LIVE_WORKERS, {"since": live_after}).fetchall(),
+                workers=conn.execute(self.sql.LIVE_WORKERS, {"within": live_within, "now": now}).fetchall(),
             )
 
     # --- API keys and usage ----------------------------------------------------------------
@@ -374,33 +405,43 @@ class SqlStore(Store):
 
     # --- the worker's side ----------------------------------------------------------------
 
-    def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
+    def recover_expired(self, now: float | None, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         with self._transaction() as conn:
             cancelled = conn.execute(self.sql.CANCEL_EXPIRED, {"now": now}).fetchall()
             failed = conn.execute(self.sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
             requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
         return rows.recovered(cancelled, failed, requeued)
 
+    @read_only
     def queue_depth(self) -> int:
         with self._connect() as conn:
             return int(conn.execute(self.sql.QUEUE_DEPTH, {}).fetchone()["n"])
 
-    def live_worker_count(self, since: float, host: str) -> tuple[int, int]:
+    @read_only
+    def live_worker_count(self, within: float, host: str, now: float | None = DATABASE_CLOCK) -> tuple[int, int]:
         with self._connect() as conn:
-            row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"since": since, "host": host}).fetchone()
+            row = conn.execute(self.sql.LIVE_WORKER_COUNT, {"within": within, "host": host, "now": now}).fetchone()
         return int(row["n"]), int(row["here"])
 
-    def claim(self, worker_id: str, now: float, lease_seconds: float, limit: int) -> list[Claim]:
-        params = {"worker": worker_id, "now": now, "expires": now + lease_seconds, "limit": limit}
+    def claim(self, worker_id: str, now: float | None, lease_seconds: float, limit: int) -> list[Claim]:
+        params = {"worker": worker_id, "now": now, "lease_seconds": lease_seconds, "limit": limit}
         with self._claim_context() as conn:
             found = conn.execute(self.sql.CLAIM, params).fetchall()
         return [rows.to_claim(row) for row in sorted(found, key=lambda row: (row["turn"], row["seq"]))]
 
-    def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
+    def renew_leases(
+        self, claims: list[Claim], worker_id: str, lease_seconds: float, now: float | None = DATABASE_CLOCK
+    ) -> list[LeaseStatus]:
         statuses = []
         with self._transaction() as conn:
             for claim in claims:
-                params = {"id": claim.task_id, "worker": worker_id, "attempt": claim.attempt, "expires": expires_at}
+                params = {
+                    "id": claim.task_id,
+                    "worker": worker_id,
+                    "attempt": claim.attempt,
+                    "lease_seconds": lease_seconds,
+                    "now": now,
+                }
                 row = conn.execute(self.sql.RENEW_LEASE, params).fetchone()
                 if row is None:
                     statuses.append(LeaseStatus.LOST)
@@ -430,6 +471,10 @@ class SqlStore(Store):
                 )
         return written
 
+    def release_claims(self, worker_id: str) -> list[str]:
+        with self._connect() as conn:
+            return [row["id"] for row in conn.execute(self.sql.RELEASE_ALL, {"worker": worker_id}).fetchall()]
+
     def _finish_statement(self, finish: Finish) -> tuple[str, dict[str, Any]]:
         """The owned write that leaves the task in finish.status, and what it binds."""
         if finish.status is TaskStatus.SUBMITTED:
@@ -443,26 +488,21 @@ class SqlStore(Store):
         output = json.dumps(finish.output) if finish.output else None
         return self.sql.COMPLETE, {"result": result, "output": output, **started}
 
-    def beat_worker(self, worker: WorkerInfo) -> None:
+    def beat_worker(
+        self, worker_id: str, host: str, pid: int, task_id: str | None, now: float | None = DATABASE_CLOCK
+    ) -> None:
         with self._connect() as conn:
             conn.execute(
-                self.sql.BEAT_WORKER,
-                {
-                    "id": worker.id,
-                    "host": worker.host,
-                    "pid": worker.pid,
-                    "now": worker.last_heartbeat,
-                    "task_id": worker.task_id,
-                },
+                self.sql.BEAT_WORKER, {"id": worker_id, "host": host, "pid": pid, "now": now, "task_id": task_id}
             )
 
     def remove_worker(self, worker_id: str) -> None:
         with self._connect() as conn:
             conn.execute(self.sql.REMOVE_WORKER, {"id": worker_id})
 
-    def forget_workers(self, silent_since: float) -> None:
+    def forget_workers(self, silent_for: float, now: float | None = DATABASE_CLOCK) -> None:
         with self._connect() as conn:
-            conn.execute(self.sql.FORGET_DEAD_WORKERS, {"before": silent_since})
+            conn.execute(self.sql.FORGET_DEAD_WORKERS, {"silent_for": silent_for, "now": now})
 
     def prune_finished(self, before: float, limit: int) -> int:
         with self._connect() as conn:

@@ -3,7 +3,7 @@
 The rest is written once for both backends in shared.queries. Parameters are always bound.
 """
 
-from shared.queries import Queries
+from shared.queries import Queries, with_clock
 
 # Each migration brings the schema from version N-1 to N; `PRAGMA user_version` records N.
 MIGRATIONS: list[list[str]] = [
@@ -266,15 +266,25 @@ FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', '
 EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT 32"
 
 
+# The machine's clock, the one every process of an SQLite queue shares: Python's time.time(), which
+# SqliteStore registers as this function on each connection (SQLite's own 'now' keeps only
+# milliseconds, and would put a claim before its submission).
+CLOCK_FUNCTION = "qtq_now"
+NOW = f"{CLOCK_FUNCTION}()"
+
+
+@with_clock
 class SqliteQueries(Queries):
-    """The shared statements as written, and SQLite's own claim, status read and histogram read."""
+    """The shared statements as written, and SQLite's own clock, claim, status read and histogram read."""
+
+    NOW = NOW
 
     # The first :limit submitted tasks in turn order; atomic only inside BEGIN IMMEDIATE
     # (SqliteStore._claim_context).
-    CLAIM = """
+    CLAIM = f"""
     UPDATE tasks
     SET status = 'pending', attempts = attempts + 1, worker_id = :worker,
-        started_at = :now, lease_expires_at = :expires
+        started_at = coalesce(:now, {NOW}), lease_expires_at = coalesce(:now, {NOW}) + :lease_seconds
     WHERE seq IN (SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT :limit)
     RETURNING seq, id, circuit, shots, seed, attempts, created_at, options, owner, turn
     """

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 
 from shared import sqlite_sql
@@ -53,6 +54,7 @@ class SqliteStore(SqlStore):
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
+            conn.create_function(sqlite_sql.CLOCK_FUNCTION, 0, time.time)
             with self._lock:
                 self._connections.append(conn)
             self._local.conn = conn

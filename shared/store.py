@@ -21,10 +21,13 @@ from shared.models import (
     Task,
     TaskStatus,
     TaskSummary,
-    WorkerInfo,
 )
 
 NO_LIMIT = 2**62  # bytes: more than any database holds
+
+# `now` for the methods that stamp or compare lease and heartbeat times: the database's own clock,
+# which every host shares (what the service always passes). A float pins the time instead (tests).
+DATABASE_CLOCK = None
 
 
 class Store(abc.ABC):
@@ -141,8 +144,8 @@ class Store(abc.ABC):
         """Which of these tasks are completed, failed or cancelled."""
 
     @abc.abstractmethod
-    def stats(self, now: float, live_after: float) -> QueueStats:
-        """Counts, counters, histograms, and workers heard from since live_after."""
+    def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:
+        """Counts, counters, histograms, and workers heard from within the last live_within seconds."""
 
     # --- API keys and usage ----------------------------------------------------------------
 
@@ -173,7 +176,7 @@ class Store(abc.ABC):
     # --- the worker's side ----------------------------------------------------------------
 
     @abc.abstractmethod
-    def recover_expired(self, now: float, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
+    def recover_expired(self, now: float | None, max_attempts: int) -> list[tuple[str, TaskStatus, int]]:
         """Settle tasks whose lease expired (requeue, fail past max_attempts, or cancel); (id, state, attempts)."""
 
     @abc.abstractmethod
@@ -181,25 +184,30 @@ class Store(abc.ABC):
         """How many tasks are submitted and unclaimed (a kept count, not a scan)."""
 
     @abc.abstractmethod
-    def live_worker_count(self, since: float, host: str) -> tuple[int, int]:
-        """How many workers were heard from since then: in all, and on that host."""
+    def live_worker_count(self, within: float, host: str, now: float | None = DATABASE_CLOCK) -> tuple[int, int]:
+        """How many workers were heard from within the last `within` seconds: in all, and on that host."""
 
     @abc.abstractmethod
-    def claim(self, worker_id: str, now: float, lease_seconds: float, limit: int) -> list[Claim]:
-        """Claim up to limit of the oldest submitted tasks for worker_id, in one statement, oldest first."""
+    def claim(self, worker_id: str, now: float | None, lease_seconds: float, limit: int) -> list[Claim]:
+        """Claim up to limit of the oldest submitted tasks for worker_id, in one statement, oldest first;
+        each lease runs out lease_seconds after now (DATABASE_CLOCK: the database's time)."""
 
-    def claim_next(self, worker_id: str, now: float, lease_seconds: float) -> Claim | None:
+    def claim_next(self, worker_id: str, now: float | None, lease_seconds: float) -> Claim | None:
         """Claim the oldest submitted task, if any."""
         claims = self.claim(worker_id, now, lease_seconds, 1)
         return claims[0] if claims else None
 
     @abc.abstractmethod
-    def renew_leases(self, claims: list[Claim], worker_id: str, expires_at: float) -> list[LeaseStatus]:
-        """Extend the leases, in one transaction; for each, whether the worker lost it or someone
-        asked to cancel the task."""
+    def renew_leases(
+        self, claims: list[Claim], worker_id: str, lease_seconds: float, now: float | None = DATABASE_CLOCK
+    ) -> list[LeaseStatus]:
+        """Extend the leases to lease_seconds from now, in one transaction; for each, whether the
+        worker lost it or someone asked to cancel the task."""
 
-    def renew_lease(self, claim: Claim, worker_id: str, expires_at: float) -> LeaseStatus:
-        return self.renew_leases([claim], worker_id, expires_at)[0]
+    def renew_lease(
+        self, claim: Claim, worker_id: str, lease_seconds: float, now: float | None = DATABASE_CLOCK
+    ) -> LeaseStatus:
+        return self.renew_leases([claim], worker_id, lease_seconds, now)[0]
 
     @abc.abstractmethod
     def finish(self, worker_id: str, finishes: list[Finish]) -> list[bool]:
@@ -228,21 +236,28 @@ class Store(abc.ABC):
         """Record that the worker stopped the task on request."""
         return self.finish(worker_id, [Finish(claim, TaskStatus.CANCELLED, now)])[0]
 
+    @abc.abstractmethod
+    def release_claims(self, worker_id: str) -> list[str]:
+        """Put back every task worker_id holds, spending no attempt: for a worker that lost the
+        answer to a claim, and so may hold tasks it does not know of. Their ids."""
+
     def release(self, claim: Claim, worker_id: str) -> bool:
         """Put a claimed task back in the queue without spending an attempt (shutdown)."""
         return self.finish(worker_id, [Finish(claim, TaskStatus.SUBMITTED, 0.0)])[0]
 
     @abc.abstractmethod
-    def beat_worker(self, worker: WorkerInfo) -> None:
-        """Register the worker or refresh its heartbeat and the task in its hands."""
+    def beat_worker(
+        self, worker_id: str, host: str, pid: int, task_id: str | None, now: float | None = DATABASE_CLOCK
+    ) -> None:
+        """Register the worker or refresh its heartbeat (the time now) and the task in its hands."""
 
     @abc.abstractmethod
     def remove_worker(self, worker_id: str) -> None:
         """Forget a worker that is shutting down cleanly."""
 
     @abc.abstractmethod
-    def forget_workers(self, silent_since: float) -> None:
-        """Forget workers not heard from since then (they died without saying goodbye)."""
+    def forget_workers(self, silent_for: float, now: float | None = DATABASE_CLOCK) -> None:
+        """Forget workers not heard from for silent_for seconds (they died without saying goodbye)."""
 
     @abc.abstractmethod
     def prune_finished(self, before: float, limit: int) -> int:

@@ -204,6 +204,7 @@ def test_usage_shows_a_keys_own_figures_and_every_key_to_an_admin(
     after = client.get("/usage", headers=keys["bob"]).json()["items"][0]
     assert after["today"]["tasks_submitted"] == before[0]["today"]["tasks_submitted"] + 1
     assert set(after["total"]) == {"tasks_submitted", "shots", "simulation_seconds"}
+    _post(client, keys["alice"])
     owners = {item["owner"] for item in client.get("/usage", headers=keys["ops"]).json()["items"]}
     assert {"alice", "bob"} <= owners
 

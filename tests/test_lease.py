@@ -24,7 +24,7 @@ class SlowRenewals:
         self.renewing = threading.Event()
         self.finished = threading.Event()
 
-    def renew_leases(self, claims: list[Claim], worker_id: str, until: float) -> list[LeaseStatus]:
+    def renew_leases(self, claims: list[Claim], worker_id: str, lease_seconds: float) -> list[LeaseStatus]:
         self.renewing.set()
         self.finished.wait(0.3)
         return [LeaseStatus.LOST if self.finished.is_set() else LeaseStatus.HELD for _ in claims]

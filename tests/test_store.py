@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from shared.errors import StoreError
 from shared.models import Finish, LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
 from shared.queries import tag_filter
 from shared.sqlite_store import SqliteStore
-from shared.store import Store
+from shared.store import DATABASE_CLOCK, Store
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_expired_lease_is_requeued_and_reclaimed_with_next_attempt(store: Store)
     assert fresh is not None and fresh.attempt == 2
 
     # The stale worker can no longer renew, complete or fail the task.
-    assert store.renew_lease(stale, "w1", expires_at=100.0) is LeaseStatus.LOST
+    assert store.renew_lease(stale, "w1", lease_seconds=57.0, now=43.0) is LeaseStatus.LOST
     assert not store.complete(stale, "w1", {"0": 10}, now=43.0, details=RunDetails())
     assert not store.fail(stale, "w1", "X: late", now=43.0, details=RunDetails())
     assert not store.mark_cancelled(stale, "w1", now=43.0)
@@ -94,7 +95,7 @@ def test_renewed_lease_is_not_recovered(store: Store) -> None:
     store.create_task("t", NewTask("c", 10, None), now=1.0)
     claim = store.claim_next("w", now=10.0, lease_seconds=5)
     assert claim is not None
-    assert store.renew_lease(claim, "w", expires_at=30.0) is LeaseStatus.HELD
+    assert store.renew_lease(claim, "w", lease_seconds=20.0, now=10.0) is LeaseStatus.HELD
     assert store.recover_expired(now=20.0, max_attempts=3) == []
 
 
@@ -133,7 +134,7 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
     assert waiting is not None and waiting.changed and waiting.status is TaskStatus.CANCELLED
     requested = store.cancel("running", now=4.0)  # pending: its worker is asked to stop it
     assert requested is not None and requested.changed and requested.status is TaskStatus.PENDING
-    assert store.renew_lease(running, "w", expires_at=50.0) is LeaseStatus.CANCEL_REQUESTED
+    assert store.renew_lease(running, "w", lease_seconds=30.0, now=20.0) is LeaseStatus.CANCEL_REQUESTED
     assert store.mark_cancelled(running, "w", now=5.0)
 
     for name, state in (
@@ -143,6 +144,48 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
     ):
         outcome = store.cancel(name, now=6.0)
         assert outcome is not None and not outcome.changed and outcome.status is state
+
+
+def test_leases_and_heartbeats_run_on_the_database_clock(store: Store) -> None:
+    """What the service passes (DATABASE_CLOCK): the database stamps and judges every lease and
+    heartbeat by its own clock, which is this machine's here."""
+    store.create_task("t", NewTask("c", 10, None), now=time.time())
+    before = time.time()
+    claim = store.claim_next("w", DATABASE_CLOCK, lease_seconds=30)
+    after = time.time()
+    assert claim is not None
+    task = store.get_task("t")
+    assert task is not None and task.started_at is not None and task.lease_expires_at is not None
+    assert before - 0.01 <= task.started_at <= after + 0.01
+    assert task.lease_expires_at == pytest.approx(task.started_at + 30, abs=0.01)
+    assert store.recover_expired(DATABASE_CLOCK, max_attempts=3) == []
+    assert store.renew_lease(claim, "w", lease_seconds=-1) is LeaseStatus.HELD  # ran out a second ago
+    assert store.recover_expired(DATABASE_CLOCK, max_attempts=3) == [("t", TaskStatus.SUBMITTED, 1)]
+
+    store.beat_worker("w", "here", 7, None)
+    store.beat_worker("w", "here", 7, "t")
+    assert store.live_worker_count(30, "here") == (1, 1)
+    assert store.live_worker_count(30, "elsewhere") == (1, 0)
+    (worker,) = store.stats(live_within=30).workers
+    assert worker.task_id == "t" and before - 0.01 <= worker.started_at <= worker.last_heartbeat <= time.time() + 0.01
+    store.forget_workers(silent_for=30)
+    assert store.live_worker_count(30, "here") == (1, 1)
+    store.forget_workers(silent_for=-1)
+    assert store.live_worker_count(30, "here") == (0, 0)
+
+
+def test_a_worker_puts_back_every_claim_it_holds_spending_no_attempt(store: Store) -> None:
+    for n in range(3):
+        store.create_task(f"t{n}", NewTask("c", 10, None), now=1.0)
+    assert [c.task_id for c in store.claim("w1", now=2.0, lease_seconds=30, limit=2)] == ["t0", "t1"]
+    assert store.claim_next("w2", now=2.0, lease_seconds=30) is not None
+    assert sorted(store.release_claims("w1")) == ["t0", "t1"]
+    assert store.release_claims("w1") == []
+    for name, status, attempts in (("t0", TaskStatus.SUBMITTED, 0), ("t1", TaskStatus.SUBMITTED, 0)):
+        task = store.get_task(name)
+        assert task is not None and (task.status, task.attempts, task.worker_id) == (status, attempts, None)
+    other = store.get_task("t2")
+    assert other is not None and other.status is TaskStatus.PENDING and other.worker_id == "w2"
 
 
 def test_expired_lease_of_a_task_asked_to_cancel_is_cancelled(store: Store) -> None:
@@ -173,7 +216,7 @@ def test_stats_follow_every_transition(store: Store) -> None:
     assert claim is not None
     store.complete(claim, "w", {"0": 10}, now=102.0, details=RunDetails())
     store.cancel("t1", now=103.0)
-    stats = store.stats(now=103.0, live_after=0.0)
+    stats = store.stats(live_within=1e9, now=103.0)
     assert stats.counts[TaskStatus.SUBMITTED] == 1
     assert stats.counts[TaskStatus.COMPLETED] == 1 and stats.counts[TaskStatus.CANCELLED] == 1
     assert stats.submitted_total == 3
@@ -197,7 +240,7 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
     store.initialize()
     task = store.get_task("old")
     assert task is not None and task.status is TaskStatus.COMPLETED
-    stats = store.stats(now=2.0, live_after=0.0)
+    stats = store.stats(live_within=1e9, now=2.0)
     assert stats.counts[TaskStatus.COMPLETED] == 1 and stats.submitted_total == 1
 
 
@@ -231,7 +274,7 @@ def test_prune_removes_only_old_finished_tasks(store: Store) -> None:
     assert store.prune_finished(before=50.0, limit=100) == 1
     assert store.get_task("old") is None
     assert store.get_task("recent") is not None and store.get_task("waiting") is not None
-    stats = store.stats(now=101.0, live_after=0.0)
+    stats = store.stats(live_within=1e9, now=101.0)
     assert stats.counts[TaskStatus.COMPLETED] == 0 and stats.counts[TaskStatus.FAILED] == 1
     assert stats.finished_total[TaskStatus.COMPLETED] == 1, "counters never go down"
 
@@ -372,10 +415,10 @@ def test_a_big_batch_keeps_the_counters_right_through_claims_and_cancel(store: S
     claimed = store.claim("w", now=2.0, lease_seconds=30, limit=32)
     assert [c.task_id for c in claimed] == [f"b{i}" for i in range(32)]  # in request order
     store.cancel_batch("batch", now=3.0)
-    stats = store.stats(now=3.0, live_after=0.0)
+    stats = store.stats(live_within=1e9, now=3.0)
     assert stats.counts[TaskStatus.CANCELLED] == 2500 - 32 and stats.counts[TaskStatus.PENDING] == 32
     assert stats.finished_total[TaskStatus.CANCELLED] == 2500 - 32 and stats.submitted_total == 2500
     assert store.queued_bytes() == 32 * 13 and store.queue_depth() == 0
     assert store.list_tasks(None, None, 10, [("n", "2000")])[0][0].id == "b2000"
     assert store.finish("w", [Finish(c, TaskStatus.CANCELLED, 4.0) for c in claimed]) == [True] * 32
-    assert store.queued_bytes() == 0 and store.stats(4.0, 0.0).counts[TaskStatus.CANCELLED] == 2500
+    assert store.queued_bytes() == 0 and store.stats(1e9, 4.0).counts[TaskStatus.CANCELLED] == 2500

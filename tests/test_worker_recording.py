@@ -8,6 +8,7 @@ and signals are covered by test_crash.py.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.models import NewTask, RunDetails, TaskStatus
+from shared.errors import ConnectionLost
+from shared.models import Claim, Finish, NewTask, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
+from shared.store import DATABASE_CLOCK
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.worker import Worker
 
@@ -135,7 +138,7 @@ def test_a_shutdown_past_its_grace_returns_the_task_without_spending_an_attempt(
     work(store, stopped_meanwhile)
     task = store.get_task("t1")
     assert task is not None and task.status is TaskStatus.SUBMITTED
-    claim = store.claim_next("w2", time.time(), 30)
+    claim = store.claim_next("w2", DATABASE_CLOCK, 30)
     assert claim is not None and claim.attempt == 1  # the hand-back cost no attempt
 
 
@@ -145,7 +148,7 @@ def test_a_result_after_the_lease_was_taken_over_is_discarded(
     def taken_over(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
         # This worker stalled past its lease: another worker requeued and claimed the task.
         store.recover_expired(now=time.time() + 3600, max_attempts=5)
-        assert store.claim_next("w2", time.time(), 30) is not None
+        assert store.claim_next("w2", DATABASE_CLOCK, 30) is not None
         return RunResult(Outcome.COUNTS, counts={"0": 100})
 
     work(store, taken_over)
@@ -175,3 +178,55 @@ def test_results_in_hand_are_written_when_the_simulation_cannot_go_on(store: Sql
     first, second = store.get_task("t1"), store.get_task("t2")
     assert first is not None and first.status is TaskStatus.COMPLETED and first.result == {"0": 100}
     assert second is not None and second.status is TaskStatus.PENDING  # left to its lease, not lost
+
+
+class AnswerLostOnce(SqliteStore):
+    """The store, but the answer to the first claim or the first write of results is lost after it
+    was committed: what a worker sees when its PostgreSQL connection is cut in between."""
+
+    def __init__(self, path: str, lose: str) -> None:
+        super().__init__(path)
+        self.lose = lose
+
+    def _lost(self, what: str) -> None:
+        if self.lose == what:
+            self.lose = ""
+            raise ConnectionLost("lost the database connection: terminating connection due to administrator command")
+
+    def claim(self, worker_id: str, now: float | None, lease_seconds: float, limit: int) -> list[Claim]:
+        claims = super().claim(worker_id, now, lease_seconds, limit)
+        self._lost("claim")
+        return claims
+
+    def finish(self, worker_id: str, finishes: list[Finish]) -> list[bool]:
+        written = super().finish(worker_id, finishes)
+        self._lost("finish")
+        return written
+
+
+def test_a_claim_whose_answer_was_lost_is_put_back_without_spending_an_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    store = AnswerLostOnce(str(tmp_path / "tasks.db"), lose="claim")
+    store.initialize()
+    work(store, lambda w, abort: RunResult(Outcome.COUNTS, counts={"0": 100}))
+    task = store.get_task("t1")
+    assert store.lose == "", "the claim's answer was never lost"
+    assert task is not None and task.status is TaskStatus.COMPLETED and task.attempts == 1
+    assert "task t1 submitted: returned to the queue, its claim's answer was lost" in caplog.text
+
+
+def test_results_whose_write_was_committed_unseen_are_reported_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    store = AnswerLostOnce(str(tmp_path / "tasks.db"), lose="finish")
+    store.initialize()
+    work(store, lambda w, abort: RunResult(Outcome.COUNTS, counts={"0": 100}))
+    task = store.get_task("t1")
+    assert store.lose == "", "the write's answer was never lost"
+    assert task is not None and task.status is TaskStatus.COMPLETED and task.result == {"0": 100}
+    assert "database write failed, retrying at once: lost the database connection" in caplog.text
+    assert "result discarded" not in caplog.text
+    assert "task t1 completed" in caplog.text

@@ -8,12 +8,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from shared.config import Settings
 from shared.errors import StoreError
-from shared.models import TaskStatus, WorkerInfo
-from shared.store import Store
+from shared.models import TaskStatus
+from shared.store import DATABASE_CLOCK, Store
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,8 @@ class Housekeeper:
 
     The sweep settles tasks whose worker died (expired leases), forgets silent workers and
     prunes old finished tasks. It runs beside the simulation, so a worker busy with a long
-    task still recovers the tasks of a dead one.
+    task still recovers the tasks of a dead one. Heartbeats and leases are stamped and judged
+    by the database's clock: this host's own clock may be off.
     """
 
     def __init__(
@@ -36,9 +36,7 @@ class Housekeeper:
         self.settings = settings
         self.interval = min(settings.lease_seconds / 3, 5.0)
         self.task_in_hand = task_in_hand
-        self.info = WorkerInfo(
-            id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=time.time(), last_heartbeat=0.0
-        )
+        self.worker_id, self.host = worker_id, socket.gethostname()
         # Live workers (as /health counts them: heard from within a lease), in all and on this host:
         # they decide how many tasks a claim takes and how many threads a simulation gets.
         self.workers_alive = 1
@@ -56,16 +54,15 @@ class Housekeeper:
 
     def _tick(self) -> None:
         try:
-            now = time.time()
-            self.store.beat_worker(replace(self.info, last_heartbeat=now, task_id=self.task_in_hand()))
-            alive, here = self.store.live_worker_count(now - self.settings.lease_seconds, self.info.host)
+            self.store.beat_worker(self.worker_id, self.host, os.getpid(), self.task_in_hand())
+            alive, here = self.store.live_worker_count(self.settings.lease_seconds, self.host)
             self.workers_alive, self.workers_here = max(1, alive), max(1, here)
-            self.sweep(now)
+            self.sweep()
         except StoreError as error:
             logger.warning("housekeeping failed, will retry: %s", error)
 
-    def sweep(self, now: float) -> None:
-        for task_id, state, attempts in self.store.recover_expired(now, self.settings.max_attempts):
+    def sweep(self) -> None:
+        for task_id, state, attempts in self.store.recover_expired(DATABASE_CLOCK, self.settings.max_attempts):
             if state is TaskStatus.FAILED:
                 logger.warning("task %s failed: its lease expired on attempt %d, the last allowed", task_id, attempts)
             elif state is TaskStatus.CANCELLED:
@@ -74,7 +71,9 @@ class Housekeeper:
                 logger.warning(
                     "task %s submitted: its lease expired on attempt %d, back in the queue", task_id, attempts
                 )
-        self.store.forget_workers(silent_since=now - FORGET_SILENT_WORKERS_AFTER)
+        self.store.forget_workers(silent_for=FORGET_SILENT_WORKERS_AFTER)
+        # Keys and finished tasks carry their API's or worker's time; hours and days dwarf any skew.
+        now = time.time()
         self.store.prune_idempotency_keys(before=now - self.settings.idempotency_ttl_hours * 3600)
         if self.settings.task_retention_days is not None:
             pruned = self.store.prune_finished(now - self.settings.task_retention_days * 86400, PRUNE_BATCH)
@@ -86,6 +85,6 @@ class Housekeeper:
         if self._thread.is_alive():
             self._thread.join()
         try:
-            self.store.remove_worker(self.info.id)
+            self.store.remove_worker(self.worker_id)
         except StoreError as error:
-            logger.warning("could not deregister worker %s: %s", self.info.id, error)
+            logger.warning("could not deregister worker %s: %s", self.worker_id, error)

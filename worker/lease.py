@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 
 from shared.errors import StoreError
@@ -79,9 +78,8 @@ class LeaseKeeper:
 
     def _renew(self, held: list[HeldLease]) -> None:
         try:
-            statuses = self.store.renew_leases(
-                [lease.claim for lease in held], self.worker_id, time.time() + self.lease_seconds
-            )
+            # Until lease_seconds from now by the database's clock, which every host shares.
+            statuses = self.store.renew_leases([lease.claim for lease in held], self.worker_id, self.lease_seconds)
         except StoreError as error:
             logger.warning("lease renewal of %d tasks failed, will retry: %s", len(held), error)
             return

@@ -14,9 +14,9 @@ from types import FrameType
 from typing import Protocol
 
 from shared.config import Settings
-from shared.errors import StoreError
-from shared.models import Claim, Finish
-from shared.store import Store
+from shared.errors import ConnectionLost, StoreError
+from shared.models import Claim, Finish, TaskStatus
+from shared.store import DATABASE_CLOCK, Store
 from worker.chunk import Chunk, ChunkPolicy
 from worker.circuit_limits import CircuitLimits
 from worker.claim_size import ClaimSizer, simulator_threads
@@ -29,6 +29,28 @@ logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_WAIT_SECONDS = 1.0
+
+
+class Retry:
+    """How long to wait after a failed database call: a connection cut under a statement is tried
+    again at once, on another connection; anything else, and a second cut in a row, after
+    STORE_RETRY_SECONDS. `unsure` remembers a cut: a write may have been committed unseen."""
+
+    def __init__(self) -> None:
+        self.unsure = False
+        self._cut = False
+
+    def failed(self, error: StoreError, what: str) -> float:
+        """Note the failure, log it, and return how many seconds to wait."""
+        cut = isinstance(error, ConnectionLost)
+        self.unsure = self.unsure or cut
+        wait = 0.0 if cut and not self._cut else STORE_RETRY_SECONDS
+        self._cut = cut
+        logger.warning("%s, retrying %s: %s", what, f"in {wait:.0f} s" if wait else "at once", error)
+        return wait
+
+    def succeeded(self) -> None:
+        self.unsure = self._cut = False
 
 
 def new_worker_id() -> str:
@@ -103,14 +125,17 @@ class Worker:
         self.store.listen()
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
+        retry = Retry()
         try:
             while not self._stopping.is_set() and (max_tasks is None or handled < max_tasks):
                 try:
+                    if retry.unsure:
+                        self._release_unknown_claims()
                     claims = self._claim(max_tasks - handled if max_tasks is not None else None)
                 except StoreError as error:
-                    logger.warning("database unavailable, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
-                    self._stopping.wait(STORE_RETRY_SECONDS)
+                    self._stopping.wait(retry.failed(error, "database unavailable"))
                     continue
+                retry.succeeded()
                 if not claims:
                     if burst:
                         break
@@ -140,7 +165,7 @@ class Worker:
         size = self.claims.size(depth, self.housekeeper.workers_alive)
         if at_most is not None:
             size = min(size, at_most)
-        return self.store.claim(self.worker_id, time.time(), self.settings.lease_seconds, size)
+        return self.store.claim(self.worker_id, DATABASE_CLOCK, self.settings.lease_seconds, size)
 
     def _process(self, claims: list[Claim]) -> None:
         now = time.time()
@@ -170,6 +195,12 @@ class Worker:
                 self.leases.drop()
         self.claims.observe(chunk.run_seconds)
 
+    def _release_unknown_claims(self) -> None:
+        """A claim's answer was lost with its connection, and it may have been committed: put back
+        whatever the database says this worker holds (it holds nothing it knows of between claims)."""
+        for task_id in self.store.release_claims(self.worker_id):
+            logger.info("task %s submitted: returned to the queue, its claim's answer was lost", task_id)
+
     def _task_in_hand(self) -> str | None:
         chunk = self._chunk
         return chunk.running_task() if chunk is not None else None
@@ -185,12 +216,33 @@ class Worker:
         # the database is busy; give up if a shutdown's grace has run out (the leases then expire
         # and other workers run the tasks). Each write is refused, and says so, if its lease is gone.
         self.leases.drop([finish.claim.task_id for finish in finishes])
+        retry = Retry()
         while True:
             try:
-                return self.store.finish(self.worker_id, finishes)
+                written = self.store.finish(self.worker_id, finishes)
+                break
             except StoreError as error:
                 if self._past_grace():
                     logger.warning("database write failed at shutdown, leaving the tasks to their leases: %s", error)
                     return [False] * len(finishes)
-                logger.warning("database write failed, retrying in %.0f s: %s", STORE_RETRY_SECONDS, error)
-                time.sleep(STORE_RETRY_SECONDS)
+                time.sleep(retry.failed(error, "database write failed"))
+        if retry.unsure:
+            # An earlier try may have been committed before its answer was lost: the guarded write
+            # then finds its row settled already. Ours, if it holds what we wrote, under our attempt.
+            written = [ok or self._recorded(finish) for finish, ok in zip(finishes, written, strict=True)]
+        return written
+
+    def _recorded(self, finish: Finish) -> bool:
+        """Whether the database holds this final state as this worker's attempt wrote it."""
+        if finish.status is TaskStatus.SUBMITTED:
+            return False  # a hand-back leaves nothing of ours behind to recognise
+        try:
+            task = self.store.get_task(finish.claim.task_id)
+        except StoreError:
+            return False
+        return (
+            task is not None
+            and task.status is finish.status
+            and task.worker_id == self.worker_id
+            and task.attempts == finish.claim.attempt
+        )

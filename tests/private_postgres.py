@@ -1,0 +1,71 @@
+"""A PostgreSQL server of a test's own, which the test may stop and start again.
+
+The server TEST_DATABASE_URL names serves every test file at once (they run in parallel): a test
+that takes the server down takes down its own, made with Debian's initdb in a temporary
+directory and listening on a free port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness.processes import free_port
+
+
+def server_binaries() -> Path | None:
+    """The newest installed PostgreSQL's bin directory with initdb and pg_ctl, if any."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(found[-1]).parent if found and Path(found[-1]).with_name("initdb").exists() else None
+
+
+class PrivateServer:
+    """initdb, pg_ctl start, stop and start again; `url` reaches its `postgres` database.
+
+    PostgreSQL refuses to run as root: then the server runs as the `postgres` user (runuser)."""
+
+    def __init__(self) -> None:
+        bindir = server_binaries()
+        if bindir is None:
+            pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed: no server to restart")
+        self.bindir = bindir
+        self.dir = Path(tempfile.mkdtemp(prefix="qtq-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def _run(self, program: str, *args: str, check: bool = True) -> None:
+        command = [*self.as_user, str(self.bindir / program), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 or not check, f"{program} failed: {done.stdout}{done.stderr}"
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.dir / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", *args, check=check)
+
+    def start(self) -> None:
+        """Start the server; returns once it accepts connections."""
+        self._ctl("start")
+
+    def stop(self) -> None:
+        """Stop the server the way an operator restarting it would: every session is ended."""
+        self._ctl("-m", "fast", "stop")
+
+    def remove(self) -> None:
+        self._ctl("-m", "immediate", "stop", check=False)  # it may be stopped already
+        shutil.rmtree(self.dir, ignore_errors=True)
