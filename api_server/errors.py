@@ -11,11 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from shared.errors import StoreBusy, StoreError
+from shared.errors import StoreBusy, StoreError, StoreFull
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+# A full disk is an operator's problem, seldom fixed within a second or two.
+DISK_FULL_RETRY_AFTER_SECONDS = 10
 TOP_LEVEL_FIELDS = "circuit, shots, seed, tags, parameters, observables, memory, method and noise"
 
 
@@ -78,13 +80,19 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def store_error(request: Request, exc: StoreError) -> JSONResponse:
-    if isinstance(exc, StoreBusy):
+    status, retry_after = 503, RETRY_AFTER_SECONDS
+    if isinstance(exc, StoreFull):
+        logger.error("database disk full on %s %s: %s", request.method, request.url.path, exc)
+        # 507 Insufficient Storage: nothing was stored; reads still work.
+        status, retry_after = 507, DISK_FULL_RETRY_AFTER_SECONDS
+        detail = "The disk holding the database is full; nothing was stored. Retry once space is freed"
+    elif isinstance(exc, StoreBusy):
         logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
         detail = "Database is busy; retry shortly"
     else:
         logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         detail = "Database is unavailable"
-    return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return JSONResponse(status_code=status, content={"detail": detail}, headers={"Retry-After": str(retry_after)})
 
 
 def install(app: FastAPI) -> None:

@@ -19,3 +19,11 @@ class StoreBusy(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database file cannot be opened or read."""
+
+
+class StoreFull(StoreUnavailable):
+    """The disk holding the database is full: writes fail (nothing is stored) until space is freed."""
+
+
+class BackupError(QueueError):
+    """A backup could not be taken; the message says why and what to do instead."""
