@@ -52,7 +52,8 @@ def back_up(settings: Settings, dest: Path, force: bool = False) -> str:
             os.remove(partial)
     size = dest.stat().st_size
     took = time.monotonic() - started
-    return f"backup: wrote {dest} ({tasks:,} tasks, {size:,} bytes) from {source} in {took:.2f} s"
+    noun = "task" if tasks == 1 else "tasks"
+    return f"backup: wrote {dest} ({tasks:,} {noun}, {size:,} bytes) from {source} in {took:.2f} s"
 
 
 def _copy(source: Path, partial: Path, timeout: float) -> int:
