@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,11 @@ from shared.backup import back_up
 from shared.config import Settings
 from shared.models import NewTask
 from shared.sqlite_store import SqliteStore
-from tests.services import BELL_QASM3, ROOT, Cluster, assert_clean_logs, wait_for
+from tests.services import BELL_QASM3, ROOT, Cluster, assert_clean_logs, submit, wait_done, wait_for
 from tests.test_concurrency import wait_all
 
-pytestmark = [pytest.mark.backend_only("sqlite"), pytest.mark.local]
+pytestmark = pytest.mark.local
+sqlite_only = pytest.mark.backend_only("sqlite")
 
 WROTE = re.compile(r"backup: wrote (\S+) \(([\d,]+) tasks?, ([\d,]+) bytes\) from (\S+) in [\d.]+ s\n")
 
@@ -31,6 +34,7 @@ def backup(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedPr
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+@sqlite_only
 def test_backup_during_a_flood_holds_every_task_acknowledged_before_it(make_cluster, tmp_path: Path) -> None:
     cluster: Cluster = make_cluster()
     worker = cluster.start_worker(wait=False)
@@ -81,8 +85,21 @@ def test_backup_during_a_flood_holds_every_task_acknowledged_before_it(make_clus
     with cluster.client() as client:
         views = wait_all(client, acknowledged, timeout=120)
     assert all(view["status"] == "completed" for view in views.values())
+    assert all(code == 0 for code in cluster.stop().values())
     assert_clean_logs(api)
     assert_clean_logs(worker)
+
+    # Restored as the README says: service stopped, -wal and -shm deleted, the backup copied into place.
+    database = cluster.database.path
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    shutil.copy(dest, database)
+    cluster.start_api()
+    with cluster.client() as client:
+        assert client.get(f"/tasks/{before[-1]}").status_code == 200
+        assert client.get(f"/tasks/{acknowledged[-1]}").status_code == 404
+        queue = client.get("/health").json()["queue"]  # the counters are of the same instant as the rows
+    assert {state: count for state, count in queue.items() if count} == dict(Counter(s for s, _ in rows.values()))
 
 
 def _plain_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -102,6 +119,7 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "tasks.db"
 
 
+@sqlite_only
 def test_backup_refuses_an_existing_destination_unless_forced(database: Path, tmp_path: Path) -> None:
     env = _plain_env(tmp_path)
     dest = tmp_path / "backup.db"
@@ -119,6 +137,7 @@ def test_backup_refuses_an_existing_destination_unless_forced(database: Path, tm
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "a partial file was left"
 
 
+@sqlite_only
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     result = backup(_plain_env(tmp_path), tmp_path, "backup.db")
     assert result.returncode == 1
@@ -126,6 +145,7 @@ def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@sqlite_only  # no PostgreSQL server is used: the command refuses before connecting
 def test_backup_of_postgresql_points_to_pg_dump(tmp_path: Path) -> None:
     env = _plain_env(tmp_path, DATABASE_URL="postgresql://qtq@127.0.0.1:1/qtq")
     result = backup(env, tmp_path, "backup.db")
@@ -135,3 +155,22 @@ def test_backup_of_postgresql_points_to_pg_dump(tmp_path: Path) -> None:
         "back it up with `pg_dump -Fc` (see the README's Backups section)\n"
     )
     assert not (tmp_path / "backup.db").exists()
+
+
+@pytest.mark.backend_only("postgres")
+def test_postgres_backup_and_restore_as_the_readme_says(make_cluster, tmp_path: Path) -> None:
+    cluster: Cluster = make_cluster()
+    api = cluster.start_api()
+    url, dump = cluster.database.url, tmp_path / "qtq.dump"
+    with cluster.client() as client:
+        early = submit(client, BELL_QASM3, shots=10)
+        subprocess.run(["pg_dump", "-Fc", url, "-f", str(dump)], check=True, timeout=60)
+        later = submit(client, BELL_QASM3, shots=10)
+    assert cluster.stop() == {api.log_path.name: 0}
+    subprocess.run(["pg_restore", "--clean", "--if-exists", "-d", url, str(dump)], check=True, timeout=60)
+    cluster.start_api()
+    cluster.start_worker()
+    with cluster.client() as client:
+        assert wait_done(client, early)["status"] == "completed"
+        assert client.get(f"/tasks/{later}").status_code == 404
+        assert wait_done(client, submit(client, BELL_QASM3, shots=10))["status"] == "completed"
