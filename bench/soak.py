@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.circuits import BELL, qft
 from bench.run import machine
 from bench.service import Client, ServiceBench
-from bench.soak_report import FINAL, Audit, Finished, Sample, interval_seconds, table, verdict
+from bench.soak_report import FINAL, Audit, Finished, Sample, interval_seconds, latency_by_kind, table, verdict
 from harness.processes import assert_clean_logs
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
@@ -118,7 +118,7 @@ class Load:
             body = self._call(client, "GET", f"/tasks/{task_id}?wait=30", "/tasks/{id}?wait=", None, (200,))
             if body is not None and body["status"] in FINAL:
                 now = time.monotonic()
-                self.finished.append(Finished(now - self.started, now - submitted, body["status"]))
+                self.finished.append(Finished(now - self.started, now - submitted, body["status"], kind))
                 self.final[task_id] = body["status"]
                 return
         self.stuck.append(task_id)
@@ -285,6 +285,7 @@ def main() -> int:
     print()
     print("\n".join(table(load.finished, samples, SOAK_SECONDS)))
     print()
+    print(latency_by_kind(load.finished))
     line = verdict(samples, SOAK_SECONDS, result)
     print(line)
     return 0 if line.startswith("verdict: PASS") else 1

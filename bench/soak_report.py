@@ -42,6 +42,7 @@ class Finished:
     at: float  # seconds since the load started, when its final state was read
     latency: float  # seconds from the submission to that read
     status: str
+    kind: str = "bell"  # what the load generator sent: bell, failing, cancel or heavy
 
 
 @dataclass
@@ -97,6 +98,16 @@ def table(finished: list[Finished], samples: list[Sample], total_seconds: float)
         )
         lines.append(f"| {_clock(end)} | {len(done) / step:.1f} | {p50} | {p99} | {processes} |")
     return lines
+
+
+def latency_by_kind(finished: list[Finished]) -> str:
+    """One line: p50 and p99 from submission to the final state read, for each kind of task."""
+    kinds = sorted({f.kind for f in finished})
+    parts = []
+    for kind in kinds:
+        ms = [f.latency * 1000 for f in finished if f.kind == kind]
+        parts.append(f"{kind} p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms ({len(ms):,})")
+    return "latency by kind, whole run: " + "; ".join(parts)
 
 
 def growth_per_hour(samples: list[Sample], total_seconds: float) -> tuple[float, float]:

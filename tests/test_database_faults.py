@@ -149,6 +149,7 @@ def test_database_file_moved_away_and_back_then_replaced(make_cluster, tmp_path:
         assert refused.headers["Retry-After"] == "1"
         assert client.get(f"/tasks/{early}").status_code == 503
         worker.wait_log("is missing (removed or moved away)")
+        assert "is missing (removed or moved away)" in api.log()
         assert not database.exists(), "an empty database was created in place of the missing one"
 
         # Moved back: both processes carry on by themselves, nothing lost.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bench.soak_report import Audit, Finished, Sample, growth_per_hour, linear_fit, table, verdict
+from bench.soak_report import Audit, Finished, Sample, growth_per_hour, latency_by_kind, linear_fit, table, verdict
 
 pytestmark = pytest.mark.database_independent
 
@@ -78,3 +78,12 @@ def test_table_has_a_row_per_tenth_of_a_short_run() -> None:
     assert len(rows) == 2 + 10
     assert rows[2] == "| 0:06 | 10.0 | 5.0 | 15.0 | 30 | 270 | 50 | 0 | 1.0 |"
     assert rows[-1].startswith("| 1:00 | 10.2 | ")
+
+
+def test_latency_by_kind_names_each_kind_once() -> None:
+    finished = [Finished(at=1, latency=0.004, status="completed", kind="bell")] * 99
+    finished += [Finished(at=1, latency=0.1, status="completed", kind="bell")]
+    finished += [Finished(at=2, latency=1.5, status="completed", kind="heavy")]
+    assert latency_by_kind(finished) == (
+        "latency by kind, whole run: bell p50 4.0 ms, p99 4.0 ms (100); heavy p50 1500.0 ms, p99 1500.0 ms (1)"
+    )
