@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,9 @@ def audit(bench: ServiceBench, load: Load) -> Audit:
         problems.append(f"{count} {kind} tasks not final after {GIVE_UP_SECONDS:g} s")
     for what, count in sorted(load.errors.items()):
         problems.append(f"{count} x {what}")
+    unread = len(load.kinds) - len(load.final) - len(load.stuck)
+    if unread:
+        problems.append(f"{unread} acknowledged tasks whose final state the client never read")
     for task_id, status in load.final.items():
         if status not in EXPECTED[load.kinds[task_id]]:
             problems.append(f"a {load.kinds[task_id]} task ended {status} (task {task_id})")
@@ -227,9 +230,9 @@ def audit(bench: ServiceBench, load: Load) -> Audit:
 def _metrics(base_url: str) -> dict[tuple[str, str], float]:
     text = httpx.get(f"{base_url}/metrics", timeout=30).text
     return {
-        (sample.name, sample.labels.get("outcome", "")): sample.value
+        (metric.name, metric.labels.get("outcome", "")): metric.value
         for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        for metric in family.samples
     }
 
 
@@ -241,22 +244,26 @@ def drive(bench: ServiceBench, load: Load, samples: list[Sample]) -> None:
     every = min(2.0, step / 6)  # several samples per interval, one per window of the verdict's fit
     next_sample = next_heavy = 0.0
     number = 0
+    futures: list[Future[None]] = []
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
         while (now := time.monotonic() - load.started) < SOAK_SECONDS:
             if now >= next_sample:
                 samples.append(sample(bench, now))
                 next_sample += every
             if now >= next_heavy:
-                pool.submit(load.run, "heavy", number)
+                futures.append(pool.submit(load.run, "heavy", number))
                 next_heavy += HEAVY_EVERY_SECONDS
             else:
-                pool.submit(load.run, rng.choices(kinds, weights)[0], number)
+                futures.append(pool.submit(load.run, rng.choices(kinds, weights)[0], number))
             number += 1
-            if number % int(SOAK_RATE * step) == 0:
+            if number % max(1, int(SOAK_RATE * step)) == 0:
                 log(f"{now:.0f} s: {number:,} submissions offered, {len(load.finished):,} final")
             time.sleep(max(0.0, load.started + number / SOAK_RATE - time.monotonic()))
         log(f"load stopped after {number:,} submissions; draining")
     samples.append(sample(bench, time.monotonic() - load.started))
+    for future in futures:
+        if (error := future.exception()) is not None:
+            load.errors[f"load generator {type(error).__name__}: {error}"] += 1
 
 
 def main() -> int:
