@@ -66,6 +66,7 @@ def fill(directory: Path) -> Path:
 
 
 def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(make_cluster, tmp_path: Path) -> None:
+    """The database on an 8 MB tmpfs (a real filesystem, mounted for the test) filled to the last byte."""
     with small_filesystem(tmp_path / "disk", "8m") as disk:
         database = disk / "tasks.db"
         cluster: Cluster = make_cluster(DATABASE_NAME=database)
