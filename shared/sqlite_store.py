@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
+import weakref
 from collections.abc import Iterator
 
 from shared import sqlite_sql
@@ -18,16 +19,22 @@ from shared.wakeup import WakeSocket, wake_all
 SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
 
 
+class _ThreadToken:
+    """Kept only in one thread's local storage: it is collected when the thread ends."""
+
+    __slots__ = ("__weakref__",)
+
+
 class SqliteStore(SqlStore):
     """A store on one SQLite file in WAL mode.
 
     Each thread keeps one connection (opening one and parsing the schema costs more than most
-    statements here); close() closes them all, and the API and the worker call it in `finally`
-    when they stop. Only initialize() may create the file. Every operation first checks, with one
-    stat(), that the path still names the file this process started on: a database removed or
-    moved away is refused (StoreUnavailable) until it is back, and another file put in its place
-    is never opened: SQLite would pair it with the old file's write-ahead log (`-wal`), which the
-    old file's connections keep at the path, and corrupt it.
+    statements here), closed when the thread ends; close() closes them all, and the API and the
+    worker call it in `finally` when they stop. Only initialize() may create the file. Every
+    operation first checks, with one stat(), that the path still names the file this process
+    started on: a database removed or moved away is refused (StoreUnavailable) until it is back,
+    and another file put in its place is never opened: SQLite would pair it with the old file's
+    write-ahead log (`-wal`), which the old file's connections keep at the path, and corrupt it.
     """
 
     sql = sqlite_sql.SqliteQueries
@@ -75,9 +82,20 @@ class SqliteStore(SqlStore):
             with self._lock:
                 self._connections.append(conn)
             self._local.conn = conn
+            # The connection ends with its thread: the API's thread pool (anyio) retires threads idle
+            # for 10 s and starts new ones when requests come back, and each would otherwise leave a
+            # connection open (two descriptors and its page cache, for as long as the process runs).
+            self._local.token = _ThreadToken()
+            weakref.finalize(self._local.token, self._release, conn)
         if create:
             self._check_file()
         return conn
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
 
     @contextlib.contextmanager
     def _connect(self, durable: bool = False, create: bool = False) -> Iterator[sqlite3.Connection]:
