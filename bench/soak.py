@@ -12,10 +12,12 @@ against the API's counts and the database itself once the load has drained.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -57,6 +59,7 @@ HEAVY = qft(20)
 # What each kind of task must end as; a cancelled task may have finished before its cancel arrived.
 EXPECTED = {"bell": {"completed"}, "failing": {"failed"}, "cancel": {"cancelled", "completed"}, "heavy": {"completed"}}
 MIX = [("bell", 0.84), ("failing", 0.10), ("cancel", 0.06)]
+SIMULATION_READY = re.compile(r"simulation process \d+ ready")
 
 
 def log(message: str) -> None:
@@ -142,13 +145,13 @@ class Load:
 def sample(bench: ServiceBench, at: float) -> Sample:
     """Resident memory and open descriptors of each role, and the database's size, now."""
     roles = bench.processes()
-    workers = roles["worker"] + roles["simulation"]
     return Sample(
         at=at,
         api_mb=sum(map(_rss_mb, roles["api"])),
-        workers_mb=sum(map(_rss_mb, workers)),
+        worker_mb=sum(map(_rss_mb, roles["worker"])),
+        simulation_mb=sum(map(_rss_mb, roles["simulation"])),
         api_fds=sum(map(_fds, roles["api"])),
-        worker_fds=sum(map(_fds, workers)),
+        worker_fds=sum(map(_fds, roles["worker"] + roles["simulation"])),
         database_mb=_database_mb(bench),
     )
 
@@ -273,6 +276,9 @@ def main() -> int:
     with ServiceBench(SOAK_BACKEND, workers=2) as bench:
         load = Load(bench.cluster.base_url)
         drive(bench, load, samples)
+        kept = bench.workdir / "soak-samples.json"
+        kept.write_text(json.dumps([dataclasses.asdict(s) for s in samples]))
+        log(f"samples in {kept}")
         result = audit(bench, load)
         codes = bench.cluster.stop()
         if any(code != 0 for code in codes.values()):
@@ -282,6 +288,7 @@ def main() -> int:
                 assert_clean_logs(service)
             except AssertionError:
                 result.unexpected.append(f"{service.log_path.name} holds a traceback")
+        children = sum(len(SIMULATION_READY.findall(worker.log())) for worker in bench.cluster.workers)
     host = machine()
     print(f"Soak of {started:%Y-%m-%d %H:%M} UTC: {SOAK_SECONDS:g} s, {SOAK_BACKEND}, 1 API + 2 workers")
     print(f"Machine: {host['cpus']} cores, {host['memory_gib']} GiB, Python {host['python']}, {host['platform']}")
@@ -293,6 +300,10 @@ def main() -> int:
     print("\n".join(table(load.finished, samples, SOAK_SECONDS)))
     print()
     print(latency_by_kind(load.finished))
+    print(
+        f"simulation processes started: {children:,} (one per worker at start-up, then a fresh one "
+        "each time a worker stops a running simulation, as for a cancel)"
+    )
     line = verdict(samples, SOAK_SECONDS, result)
     print(line)
     return 0 if line.startswith("verdict: PASS") else 1
