@@ -109,10 +109,10 @@ class Load:
             "cancel": {"circuit": SLOW, "shots": 10},
             "heavy": {"circuit": HEAVY, "shots": 100, "seed": number},
         }[kind]
+        submitted = time.monotonic()  # latency runs from sending the submission
         answer = self._call(client, "POST", "/tasks", "/tasks", payload, (202,))
         if answer is None:
             return
-        submitted = time.monotonic()
         task_id = answer["task_id"]
         self.kinds[task_id] = kind
         if kind == "cancel":
