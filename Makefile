@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 FAKETIME := /usr/bin/faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser faketime bench lint clean
+.PHONY: run test install install-dev browser faketime bench soak lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -88,3 +88,9 @@ $(VENV)/.installed-bench: requirements-bench.txt requirements-dev.txt requiremen
 # Runs on SQLite and, when TEST_DATABASE_URL names a PostgreSQL server, on PostgreSQL too.
 bench: $(VENV)/.installed-bench $(WRK)
 	$(PY) -m bench.run
+
+# A steady mixed load on a real API and two workers for SOAK_SECONDS (600 by default), then a verdict
+# on memory, descriptors and exactly-once; not part of `make test`. docs/soak.md holds the last report.
+SOAK_SECONDS ?= 600
+soak: $(VENV)/.installed-bench
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m bench.soak

@@ -11,13 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from shared.errors import QuotaExceeded, StoreBusy, StoreError
+from shared.errors import QuotaExceeded, StoreBusy, StoreError, StoreFull
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
 # A key at its max_queued waits for some of its tasks to finish: a few seconds, not one.
 QUOTA_RETRY_AFTER_SECONDS = 5
+# A full disk is an operator's problem, seldom fixed within a second or two.
+DISK_FULL_RETRY_AFTER_SECONDS = 10
 TOP_LEVEL_FIELDS = "circuit, shots, seed, tags, parameters, observables, memory, method and noise"
 
 
@@ -80,13 +82,19 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def store_error(request: Request, exc: StoreError) -> JSONResponse:
-    if isinstance(exc, StoreBusy):
+    status, retry_after = 503, RETRY_AFTER_SECONDS
+    if isinstance(exc, StoreFull):
+        logger.error("database disk full on %s %s: %s", request.method, request.url.path, exc)
+        # 507 Insufficient Storage: nothing was stored; reads still work.
+        status, retry_after = 507, DISK_FULL_RETRY_AFTER_SECONDS
+        detail = "The disk holding the database is full; nothing was stored. Retry once space is freed"
+    elif isinstance(exc, StoreBusy):
         logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
         detail = "Database is busy; retry shortly"
     else:
         logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         detail = "Database is unavailable"
-    return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return JSONResponse(status_code=status, content={"detail": detail}, headers={"Retry-After": str(retry_after)})
 
 
 async def over_quota(request: Request, exc: QuotaExceeded) -> JSONResponse:

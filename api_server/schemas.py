@@ -310,8 +310,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": Message, "description": "The database is busy or unreachable; retry after `Retry-After` seconds."},
 }
 
-# Answered by api_server.csrf before any route runs.
+# 403 and 415 are answered by api_server.csrf before any route runs; 507 by api_server.errors.
 WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "Sent by a page on another origin (`Origin`, `Sec-Fetch-Site`)."},
     415: {"model": Message, "description": "The body is not sent as `Content-Type: application/json`."},
+    507: {
+        "model": Message,
+        "description": "The disk holding the database is full: nothing was stored; retry after `Retry-After` seconds.",
+    },
 }

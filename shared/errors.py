@@ -35,3 +35,11 @@ class QuotaExceeded(QueueError):
 class ConnectionLost(StoreUnavailable):
     """The connection broke while a statement was under way: a write may or may not have been
     committed, and a read can be asked again on another connection."""
+
+
+class StoreFull(StoreUnavailable):
+    """The disk holding the database is full: writes fail (nothing is stored) until space is freed."""
+
+
+class BackupError(QueueError):
+    """A backup could not be taken; the message says why and what to do instead."""

@@ -7,10 +7,12 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
+import weakref
 from collections.abc import Iterator
 
 from shared import sqlite_sql
-from shared.errors import StoreBusy, StoreError, StoreUnavailable
+from shared.errors import StoreBusy, StoreError, StoreFull, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
 from shared.wakeup import WakeSocket, wake_all
@@ -18,13 +20,22 @@ from shared.wakeup import WakeSocket, wake_all
 SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
 
 
+class _ThreadToken:
+    """Kept only in one thread's local storage: it is collected when the thread ends."""
+
+    __slots__ = ("__weakref__",)
+
+
 class SqliteStore(SqlStore):
     """A store on one SQLite file in WAL mode.
 
     Each thread keeps one connection (opening one and parsing the schema costs more than most
-    statements here); close() closes them all, and the API and the worker call it in `finally`
-    when they stop. A connection whose file was replaced (another inode at the path) is
-    reopened, so a database that disappears is noticed at once.
+    statements here), closed when the thread ends; close() closes them all, and the API and the
+    worker call it in `finally` when they stop. Only initialize() may create the file. Every
+    operation first checks, with one stat(), that the path still names the file this process
+    started on: a database removed or moved away is refused (StoreUnavailable) until it is back,
+    and another file put in its place is never opened: SQLite would pair it with the old file's
+    write-ahead log (`-wal`), which the old file's connections keep at the path, and corrupt it.
     """
 
     sql = sqlite_sql.SqliteQueries
@@ -36,42 +47,62 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._file: tuple[int, int] | None = None  # (device, inode) of the database this process uses
 
-    def _connection(self) -> sqlite3.Connection:
+    def _check_file(self) -> None:
         try:
-            inode: int | None = os.stat(self.path).st_ino
+            found = os.stat(self.path)
         except FileNotFoundError:
-            inode = None
+            raise StoreUnavailable(f"database file {self.path!r} is missing (removed or moved away)") from None
+        identity = (found.st_dev, found.st_ino)
+        if self._file is None:
+            self._file = identity
+        elif identity != self._file:
+            raise StoreUnavailable(
+                f"database file {self.path!r} was replaced by another file; to use it, stop the service, "
+                f"delete {self.path}-wal and {self.path}-shm (they belong to the old file), and start it again"
+            )
+
+    def _connection(self, create: bool = False) -> sqlite3.Connection:
+        if not create:
+            self._check_file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "inode", None) != inode:
-            self._discard(conn)
-            conn = None
         if conn is None:
+            # mode=rw: a database that went away is never re-created empty under running processes.
             # isolation_level=None: autocommit, so a lone statement is committed when execute
             # returns, and multi-statement work says BEGIN IMMEDIATE itself. Only this thread uses
             # it; check_same_thread=False lets close() end it from another.
             conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+                f"file:{urllib.parse.quote(self.path)}?mode={'rwc' if create else 'rw'}",
+                uri=True,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
             conn.create_function(sqlite_sql.CLOCK_FUNCTION, 0, time.time)
             with self._lock:
                 self._connections.append(conn)
             self._local.conn = conn
-            self._local.inode = os.stat(self.path).st_ino
+            # The connection ends with its thread: the API's thread pool (anyio) retires threads idle
+            # for 10 s and starts new ones when requests come back, and each would otherwise leave a
+            # connection open (two descriptors and its page cache, for as long as the process runs).
+            self._local.token = _ThreadToken()
+            weakref.finalize(self._local.token, self._release, conn)
+        if create:
+            self._check_file()
         return conn
 
-    def _discard(self, conn: sqlite3.Connection) -> None:
-        self._local.conn = None
+    def _release(self, conn: sqlite3.Connection) -> None:
         with self._lock:
             if conn in self._connections:
                 self._connections.remove(conn)
         conn.close()
 
     @contextlib.contextmanager
-    def _connect(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connect(self, durable: bool = False, create: bool = False) -> Iterator[sqlite3.Connection]:
         try:
-            conn = self._connection()
+            conn = self._connection(create)
             # In WAL mode every commit survives a killed process. FULL also syncs it to disk before
             # returning, so an acknowledged submission survives power loss too; the worker's own
             # bookkeeping skips that fsync: were a claim or a result lost with the power, the
@@ -80,6 +111,8 @@ class SqliteStore(SqlStore):
             yield conn
         except sqlite3.OperationalError as error:
             text = str(error)
+            if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                raise StoreFull(f"the disk holding database {self.path!r} is full: {text}") from error
             if "locked" in text or "busy" in text:
                 raise StoreBusy(f"database is busy: {text}") from error
             if "unable to open" in text or "readonly" in text or "disk I/O" in text:
@@ -96,10 +129,13 @@ class SqliteStore(SqlStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # After some errors (a full disk) SQLite has rolled back already: a second
+                # ROLLBACK would fail and hide the first error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _claim_context(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the write lock before the claim's subquery reads, so two workers
@@ -107,7 +143,7 @@ class SqliteStore(SqlStore):
         return self._transaction()
 
     def initialize(self) -> None:
-        with self._connect() as conn:
+        with self._connect(create=True) as conn:
             conn.execute("PRAGMA journal_mode = WAL")
         with self._transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -1,0 +1,184 @@
+"""The SQLite file misbehaves under running processes: its disk fills up, it is moved away, another
+file takes its place. Nothing acknowledged is lost, no request answers 500, and the service says
+what is wrong in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import (
+    BELL_QASM3,
+    Cluster,
+    assert_clean_logs,
+    slow_circuit,
+    submit,
+    wait_done,
+    wait_for,
+)
+from tests.test_concurrency import wait_all
+
+pytestmark = [pytest.mark.backend_only("sqlite"), pytest.mark.local]
+
+DISK_FULL = "The disk holding the database is full; nothing was stored. Retry once space is freed"
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path`, so that a test can fill it: a real ENOSPC, which SQLite
+    reports as SQLITE_FULL (an RLIMIT_FSIZE would give EFBIG, which SQLite reports as an I/O error).
+    Mounting needs root, or sudo without a password."""
+    path.mkdir()
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    options = f"size={size},mode=0777"
+    mounted = subprocess.run([*sudo, "mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs (root or sudo needed): {mounted.stderr.decode().strip()}"
+    try:
+        yield path
+    finally:
+        # Lazy: were a process still holding a file there (a failed test), it is detached anyway.
+        subprocess.run([*sudo, "umount", "--lazy", str(path)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file that takes every free byte of the filesystem; removing it frees the space."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for size in (1 << 20, 4096, 1):
+            block = b"\0" * size
+            with contextlib.suppress(OSError):
+                while out.write(block):
+                    pass
+    with pytest.raises(OSError) as full:
+        (directory / "one-more").write_bytes(b"\0" * 4096)
+    assert full.value.errno == errno.ENOSPC
+    return filler
+
+
+def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(make_cluster, tmp_path: Path) -> None:
+    """The database on an 8 MB tmpfs (a real filesystem, mounted for the test) filled to the last byte."""
+    with small_filesystem(tmp_path / "disk", "8m") as disk:
+        database = disk / "tasks.db"
+        cluster: Cluster = make_cluster(DATABASE_NAME=database)
+        worker = cluster.start_worker(wait=False)
+        api = cluster.start_api()
+        worker.wait_log("started on database")
+        with cluster.client() as client:
+            slow = submit(client, slow_circuit(10_000), shots=10)  # about a second: running when the disk fills
+            acknowledged = [slow] + [submit(client, BELL_QASM3, shots=10) for _ in range(5)]
+            wait_for(lambda: client.get(f"/tasks/{slow}").json()["status"] == "pending", 30, "the slow task to run")
+            filler = fill(disk)
+
+            refused: list[httpx.Response] = []
+            for _ in range(50):  # the write-ahead log may still have room for a commit or two
+                response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+                assert response.status_code in (202, 507), response.text
+                if response.status_code == 202:
+                    acknowledged.append(response.json()["task_id"])
+                else:
+                    refused.append(response)
+                    break
+            assert refused, "50 submissions were stored on a full disk"
+            assert refused[0].json() == {"detail": DISK_FULL}
+            assert refused[0].headers["Retry-After"] == "10"
+            assert client.get(f"/tasks/{acknowledged[0]}").status_code == 200, "reads must go on"
+            # A batch too big for SQLite's page cache fails halfway through its transaction, not at COMMIT.
+            padded = BELL_QASM3 + "// " + "x" * 3000 + "\n"
+            batch = client.post("/batches", json={"tasks": [{"circuit": padded, "shots": 10}] * 1000})
+            assert batch.status_code == 507, batch.text
+            assert batch.json() == {"detail": DISK_FULL}
+            # The worker cannot record the slow task's result: it says so and retries until it can.
+            worker.wait_log("database write failed, retrying in 1 s: the disk holding database", timeout=30)
+            assert worker.process is not None and worker.process.poll() is None
+
+            filler.unlink()
+
+            def stored() -> str:
+                response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+                assert response.status_code in (202, 507), response.text
+                return response.json()["task_id"] if response.status_code == 202 else ""
+
+            acknowledged.append(wait_for(stored, 15, "a submission to be stored once space is back"))
+            views = wait_all(client, acknowledged, timeout=60)
+        assert all(view["status"] == "completed" for view in views.values()), views
+        assert all(view["attempts"] == 1 for view in views.values()), "a task ran twice"
+        assert "database disk full on POST /tasks" in api.log()
+        codes = cluster.stop()
+        assert all(code == 0 for code in codes.values()), codes
+        assert_clean_logs(api)
+        assert_clean_logs(worker)
+
+
+def _backup(cluster: Cluster, dest: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.backup", str(dest)],
+        env=cluster.env(),
+        cwd=cluster.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_database_file_moved_away_and_back_then_replaced(make_cluster, tmp_path: Path) -> None:
+    cluster: Cluster = make_cluster()
+    worker = cluster.start_worker(wait=False)
+    api = cluster.start_api()
+    worker.wait_log("started on database")
+    database = cluster.database.path
+    with cluster.client() as client:
+        early = wait_done(client, submit(client, BELL_QASM3, shots=10))["task_id"]
+        _backup(cluster, tmp_path / "backup.db")
+        later = wait_done(client, submit(client, BELL_QASM3, shots=10))["task_id"]
+
+        # Moved away (or removed): every request is refused in one clear line, nothing takes its place.
+        os.rename(database, tmp_path / "away.db")
+        refused = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+        assert refused.status_code == 503, refused.text
+        assert refused.json() == {"detail": "Database is unavailable"}
+        assert refused.headers["Retry-After"] == "1"
+        assert client.get(f"/tasks/{early}").status_code == 503
+        worker.wait_log("is missing (removed or moved away)")
+        assert "is missing (removed or moved away)" in api.log()
+        assert not database.exists(), "an empty database was created in place of the missing one"
+
+        # Moved back: both processes carry on by themselves, nothing lost.
+        os.rename(tmp_path / "away.db", database)
+        assert wait_done(client, submit(client, BELL_QASM3, shots=10))["status"] == "completed"
+        assert client.get(f"/tasks/{later}").json()["status"] == "completed"
+
+        # Another file in its place (a backup restored while the service runs): never opened.
+        shutil.copy(tmp_path / "backup.db", tmp_path / "restored.db")
+        os.replace(tmp_path / "restored.db", database)
+        refused = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+        assert refused.status_code == 503, refused.text
+        assert refused.json() == {"detail": "Database is unavailable"}
+        worker.wait_log("was replaced by another file; to use it, stop the service")
+        assert "was replaced by another file; to use it, stop the service" in api.log()
+
+    # Restarted as the log says (and as the README's restore does), the processes use the new file:
+    # the backup's tasks, not the later ones, and no page of the old file's write-ahead log.
+    assert cluster.stop() == {api.log_path.name: 0, worker.log_path.name: 0}
+    for service in (api, worker):
+        assert_clean_logs(service)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    cluster.start_api()
+    cluster.start_worker()
+    with cluster.client() as client:
+        assert client.get(f"/tasks/{early}").json()["status"] == "completed"
+        assert client.get(f"/tasks/{later}").status_code == 404
+        assert wait_done(client, submit(client, BELL_QASM3, shots=10))["status"] == "completed"
+    with contextlib.closing(sqlite3.connect(database)) as check:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
