@@ -17,10 +17,13 @@ MAX_MEMORY_SHOTS = 100_000
 
 
 def _consistent(body: object) -> bool:
-    """A submission whose sweep arrays share one length, whose observables' terms share one
+    """A submission whose circuit holds no NUL, whose sweep arrays share one length, whose observables' terms share one
     length, whose memory fits MAX_MEMORY_SHOTS, and whose seed is not at the top of its range."""
     if not isinstance(body, dict):
         return True
+    circuit = body.get("circuit")
+    if isinstance(circuit, str) and "\x00" in circuit:
+        return False  # the generator slips a NUL past CIRCUIT_PATTERN, which forbids it (as in _one_form)
     seed = body.get("seed")
     if isinstance(seed, int | float) and seed >= 2**63 - 1:
         # The schema's maximum, 2^63 - 1, is a float to the generator: it takes 2^63 + 192 for valid.
