@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api_server import batches, circuit_text, dashboard, descriptors, docs, errors, monitoring, service_limits, usage
-from api_server.auth import RateLimiter
+from api_server.auth import OpenMode, RateLimiter
 from api_server.csrf import CsrfGuard
 from api_server.headers import SecurityHeaders
 from api_server.limits import BodySizeLimit
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = monitoring.metrics_registry(store, settings)
     app.state.watcher = CompletionWatcher(store)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second)
+    app.state.open_mode = OpenMode()
     errors.install(app)
     # First: it takes POST /tasks only when the body is circuit text, and leaves JSON to `router`.
     app.include_router(circuit_text.router)

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
 
 from api_server.deps import SettingsDep, StoreDep
 from shared.config import Settings
@@ -29,6 +30,8 @@ TOKEN_PREFIX = "qtq_"
 # last_used_at is written at most this often per key (a write per request would be a hot row).
 LAST_USED_RESOLUTION_SECONDS = 60.0
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# How long an API process trusts that the service has no key (see OpenMode).
+OPEN_MODE_SECONDS = 1.0
 
 
 def new_token() -> str:
@@ -90,9 +93,38 @@ def identify(store: Store, token: str | None) -> Caller | str:
     return Caller(key.name, admin=key.admin, max_queued=key.max_queued)
 
 
-def optional_caller(request: Request, store: StoreDep) -> Caller | None:
+class OpenMode:
+    """This process's memory that the service had no key a moment ago.
+
+    While the service is open every request would otherwise read the keys table, and in a thread
+    of its own (an async route's dependency may not block): about a third of a task read's cost.
+    So "no key at all" is trusted for OPEN_MODE_SECONDS: the first key closes the service within
+    that long on every API process. Once keys exist nothing is remembered, since revocations must
+    hold at once, and keys are never deleted, so the service never reopens."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def known(self) -> bool:
+        return time.monotonic() < self.until
+
+    def seen(self) -> None:
+        self.until = time.monotonic() + OPEN_MODE_SECONDS
+
+
+async def _identify(request: Request, store: Store) -> Caller | str:
+    open_mode: OpenMode = request.app.state.open_mode
+    if open_mode.known():
+        return ANYONE
+    found = await run_in_threadpool(identify, store, bearer_token(request))
+    if found is ANYONE:
+        open_mode.seen()
+    return found
+
+
+async def optional_caller(request: Request, store: StoreDep) -> Caller | None:
     """The caller, or None when the request carries no key the service accepts (no error)."""
-    found = identify(store, bearer_token(request))
+    found = await _identify(request, store)
     return found if isinstance(found, Caller) else None
 
 
@@ -112,9 +144,9 @@ class RateLimiter:
         return max(1, math.ceil(reset - time.time()))
 
 
-def get_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Caller:
+async def get_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Caller:
     """The caller of a route that needs one: 401 without an accepted key, 429 past the rate limit."""
-    found = identify(store, bearer_token(request))
+    found = await _identify(request, store)
     if not isinstance(found, Caller):
         raise HTTPException(401, found, headers=CHALLENGE)
     who = found.name if not found.open else f"address {request.client.host if request.client else '?'}"

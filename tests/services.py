@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,4 +85,13 @@ def new_key(cluster: Cluster, name: str, *options: str) -> str:
     made = keys_cli(cluster, "create", name, *options)
     assert made.returncode == 0, made.stderr
     assert "shown only this once" in made.stderr
+    # An API process trusts for up to a second that the service it saw open still is (auth.OpenMode).
+    for api in cluster.all_services():
+        if api.url and api.process is not None and api.process.poll() is None:
+            wait_for(needs_a_key(api.url), 5, f"{api.url} to need a key")
     return made.stdout.strip()
+
+
+def needs_a_key(url: str) -> Callable[[], bool]:
+    """Whether the API at url refuses a request without a key, as a condition for wait_for."""
+    return lambda: httpx.get(f"{url}/tasks").status_code == 401

@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.ma
 
 CUT_EVERY_SECONDS = 0.3
 TASKS = 500
+# The cut run is the issue's: 2,000 tasks submitted while every connection is cut, again and again.
+CUT_RUN_TASKS = 2000
 SHOTS = 10
 # A NOTIFY wakes an idle worker in milliseconds; without one it would find a task only at its
 # one-second safety poll (half a second on average).
@@ -192,8 +194,8 @@ def assert_all_served_through(cluster: Cluster) -> None:
 def test_every_connection_cut_every_300_ms_loses_and_repeats_nothing(make_cluster) -> None:
     cluster: Cluster = make_cluster(SIMULATOR_THREADS=1)
     apis = start_services(cluster)
-    with Cutter(cluster.database) as cutter, Load(apis) as load:
-        pass  # the clients submit TASKS while every connection is cut, again and again
+    with Cutter(cluster.database) as cutter, Load(apis, tasks=CUT_RUN_TASKS) as load:
+        pass  # the clients submit CUT_RUN_TASKS while every connection is cut, again and again
     with Cutter(cluster.database):
         wait_all_through_503(cluster, load.acknowledged)
     assert cutter.cuts >= 5 and cutter.terminated >= 5 * 4, "the connections were not cut often"

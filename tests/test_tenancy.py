@@ -4,13 +4,15 @@ worker, the start-up refusal, and no key in any log."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from api_server.auth import OPEN_MODE_SECONDS
 from harness.processes import listening_socket
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, keys_cli, new_key, wait_for
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, keys_cli, needs_a_key, new_key, wait_for
 
 pytestmark = pytest.mark.local
 
@@ -21,7 +23,13 @@ def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_e
     second = cluster.start_extra_api()
     with httpx.Client(base_url=first.url) as client:
         assert client.get("/tasks").status_code == 200  # open: no key yet
-    alice = new_key(cluster, "alice", "--max-queued", "5")
+    made = keys_cli(cluster, "create", "alice", "--max-queued", "5")
+    created = time.monotonic()
+    assert made.returncode == 0 and "shown only this once" in made.stderr, made.stderr
+    alice = made.stdout.strip()
+    for api in (first, second):  # each API may trust for a second that it saw no key (auth.OpenMode)
+        wait_for(needs_a_key(api.url), 5, "the first key to close the API")
+    assert time.monotonic() - created < OPEN_MODE_SECONDS + 0.5, "the first key took too long to close the service"
     ops = new_key(cluster, "ops", "--admin")
     assert alice.startswith("qtq_") and len(alice) > 40 and alice != ops
     again = keys_cli(cluster, "create", "alice")
