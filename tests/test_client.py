@@ -419,6 +419,11 @@ def test_retries_run_out_into_a_qtq_error_never_an_httpx_one(pauses: list[float]
         (httpx.Response(401, json={"detail": "API key required"}), Unauthorized, "API key required"),
         (httpx.Response(403, json={"detail": "not yours"}), Unauthorized, "not yours"),
         (httpx.Response(409, json={"detail": "key reused"}), Conflict, "key reused"),
+        (
+            httpx.Response(507, json={"detail": "disk full"}, headers={"Retry-After": "10"}),
+            ServiceUnavailable,
+            "disk full",
+        ),
         (httpx.Response(500, text="Internal Server Error"), APIError, "Internal Server Error"),
         (httpx.Response(200, text="<html>"), APIError, "the answer is not JSON: '<html>'"),
     ],

@@ -44,6 +44,8 @@ ERRORS: dict[int, type[APIError]] = {
     413: TooLarge,
     429: ServiceUnavailable,
     503: ServiceUnavailable,
+    # The disk holding the service's database is full: not retried (an operator must free space).
+    507: ServiceUnavailable,
 }
 
 

@@ -50,7 +50,8 @@ class TooLarge(APIError):
 
 
 class ServiceUnavailable(APIError):
-    """503 or 429 still answered after every retry (queue full, database busy)."""
+    """503 or 429 still answered after every retry (queue full, database busy, a key's quota), or
+    507 at once (the service's disk is full)."""
 
 
 class ConnectionFailed(QTQError):
