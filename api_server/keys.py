@@ -23,10 +23,6 @@ from shared.store import Store
 NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 
 
-def _fail(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def _when(value: float | None) -> str:
     return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "-"
 

@@ -184,7 +184,7 @@ def cancel_task(task_id: str, caller: CallerDep, store: StoreDep) -> JSONRespons
     if not caller.sees_all:
         # Another key's task is answered as if it did not exist (its owner never changes).
         found = store.get_task(task_id)
-        if found is None or found.owner != caller.name:
+        if found is None or not caller.may_see(found.owner):
             raise HTTPException(404, NOT_FOUND)
     outcome = store.cancel(task_id, time.time())
     if outcome is None:

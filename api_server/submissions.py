@@ -16,10 +16,10 @@ from pydantic import BaseModel
 
 from api_server.auth import Caller
 from api_server.schemas import TaskCreate
-from api_server.task_options import TaskOptions, sweep_points
+from api_server.task_options import TaskOptions
 from shared.config import Settings
 from shared.ids import new_id
-from shared.models import NewTask, SubmitOutcome, TaskStatus
+from shared.models import NewTask, SubmitOutcome, TaskStatus, sweep_points
 from shared.store import Store
 
 logger = logging.getLogger(__name__)

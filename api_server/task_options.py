@@ -133,11 +133,3 @@ Tags = Annotated[
     ],
     Field(max_length=MAX_TAGS),
 ]
-
-
-def sweep_points(parameters: dict[str, Any] | None) -> int:
-    """How many points the task runs: the arrays' length, or 1."""
-    for given in (parameters or {}).values():
-        if isinstance(given, list):
-            return len(given)
-    return 1

@@ -90,6 +90,14 @@ class NewTask:
     owner: str = ""  # the submitting key's name; fair share takes turns between owners
 
 
+def sweep_points(parameters: dict[str, Any] | None) -> int:
+    """How many points a task runs: its parameter arrays' length (they share one), or 1."""
+    for given in (parameters or {}).values():
+        if isinstance(given, list):
+            return len(given)
+    return 1
+
+
 @dataclass(frozen=True)
 class Batch:
     """A batch and where its tasks stand."""

@@ -34,6 +34,7 @@ from shared.models import (
     Task,
     TaskStatus,
     TaskSummary,
+    sweep_points,
 )
 from shared.queries import BATCH_INSERT_ROWS, Queries, insert_batch_tasks, tag_filter
 from shared.store import DATABASE_CLOCK, NO_LIMIT, Store
@@ -64,9 +65,7 @@ def _day(now: float) -> int:
 
 def _shots_run(claim: Claim) -> int:
     """Shots a completed task ran: its shots at each point of a sweep."""
-    parameters = (claim.options or {}).get("parameters") or {}
-    points = max((len(value) for value in parameters.values() if isinstance(value, list)), default=1)
-    return claim.shots * points
+    return claim.shots * sweep_points((claim.options or {}).get("parameters"))
 
 
 class _QueueFull(Exception):
@@ -187,18 +186,25 @@ class SqlStore(Store):
             )
             first_turn = int(conn.execute(self.sql.FIRST_TURN, {"owner": owner}).fetchone()["turn"])
             for start in range(0, len(tasks), BATCH_INSERT_ROWS):
-                self._insert_batch_tasks(conn, batch_id, tasks, start, now, first_turn)
+                self._insert_batch_tasks(conn, batch_id, owner, tasks, start, now, first_turn)
             return True
 
         return self._submit(idempotency, batch_id, now, [task for _, task in tasks], quota, insert)
 
     def _insert_batch_tasks(
-        self, conn: Any, batch_id: str, tasks: list[tuple[str, NewTask]], start: int, now: float, first_turn: int
+        self,
+        conn: Any,
+        batch_id: str,
+        owner: str,
+        tasks: list[tuple[str, NewTask]],
+        start: int,
+        now: float,
+        first_turn: int,
     ) -> None:
         """Up to BATCH_INSERT_ROWS of the batch's tasks from start, in one statement, and their tags;
         they take consecutive turns from first_turn."""
         chunk = tasks[start : start + BATCH_INSERT_ROWS]
-        params: dict[str, Any] = {"batch_id": batch_id, "now": now, "owner": chunk[0][1].owner}
+        params: dict[str, Any] = {"batch_id": batch_id, "now": now, "owner": owner}
         for i, (task_id, task) in enumerate(chunk):
             columns = {"id": task_id, "batch_index": start + i, "turn": first_turn + start + i, **_columns(task)}
             params.update((f"{name}_{i}", value) for name, value in columns.items())
