@@ -44,6 +44,7 @@ class Chunk:
         self.running: int | None = None
         self._started_at: dict[int, float] = {}  # wall clock, for the record
         self._started: dict[int, float] = {}  # monotonic, for elapsed times
+        self._together: dict[int, int] = {}  # how many tasks ran in the task's Aer call
         self._handed_back = False
         self._ended: set[int] = set()
         self._pending: list[tuple[Finish, float | None]] = []  # with the run's ms, if it ran
@@ -52,8 +53,9 @@ class Chunk:
 
     # --- RunControl ---------------------------------------------------------------------------
 
-    def started(self, index: int) -> None:
+    def started(self, index: int, together: int = 1) -> None:
         self.running = index
+        self._together[index] = together
         self._started[index] = time.monotonic()
         self._started_at[index] = time.time()
 
@@ -79,7 +81,8 @@ class Chunk:
         self._ended.add(index)
         claim, held = self.claims[index], self.held[index]
         now = time.time()
-        elapsed = time.monotonic() - self._started[index] if index in self._started else None
+        # A task run with others is timed at its share of their call.
+        elapsed = (time.monotonic() - self._started[index]) / self._together[index] if index in self._started else None
         if elapsed is not None and result.outcome in (Outcome.COUNTS, Outcome.ERROR):
             self.run_seconds.append(elapsed)
         started_at = self._started_at.get(index)

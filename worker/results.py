@@ -47,8 +47,9 @@ class SimulationJob:
 class RunControl(Protocol):
     """What the simulation asks the worker while it runs a chunk of jobs, by their index."""
 
-    def started(self, index: int) -> None:
-        """The job began to run (the one before it has answered)."""
+    def started(self, index: int, together: int = 1) -> None:
+        """The job began to run (the one before it has answered), in one Aer call with `together`
+        jobs in all."""
 
     def should_abort(self, index: int) -> bool:
         """Stop the running job now (cancel requested, lease lost, shutdown past its grace)."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import re
 import resource
 import signal
 import time
@@ -26,10 +28,18 @@ from worker.results import Outcome, RunControl, RunResult, SimulationJob
 logger = logging.getLogger(__name__)
 
 READY = "ready"
-# The parent sends (index, SimulationJob, threads) and the child answers (index, RunResult); None
-# stops the child. One job at a time: a job not yet sent cannot have started, so it can still be
-# handed back, cancelled or released at once; the parent sends the next one as soon as an answer
-# arrives, before recording it, so the child waits only for a pipe round trip between tasks.
+# The parent sends ([(index, SimulationJob), ...], threads) and the child answers
+# [(index, RunResult or None), ...]; None stops the child. Usually one job at a time: a job not
+# yet sent cannot have started, so it can still be handed back, cancelled or released at once; the
+# parent sends the next one as soon as an answer arrives, before recording it, so the child waits
+# only for a pipe round trip between tasks. Small plain tasks go together, up to GROUP_MAX_TASKS,
+# and the child runs them in one Aer call (see `worker.executor.execute_together`); its None for a
+# job means "not run: send it again" (the first such one alone).
+GROUP_MAX_TASKS = 16
+GROUP_MAX_TEXT_CHARS = 4000
+# Loops run for as long as they say, whatever their size: a circuit that may hold one goes alone
+# from the start (the child would find it out only after parsing the whole group).
+_CONTROL_FLOW = re.compile(r"\b(?:for|while|if)\b")
 CHECK_SECONDS = 0.05  # how often a running job asks the worker whether to stop, skip or write
 START_TIMEOUT_SECONDS = 300.0
 _PR_SET_PDEATHSIG = 1
@@ -99,8 +109,14 @@ def _child_main(
             return
         if message is None:
             return
-        index, job, simulator.threads = message
-        conn.send((index, executor.execute(simulator, job.circuit, job.shots, job.seed, job.options)))
+        pairs, simulator.threads = message
+        if len(pairs) == 1:
+            index, job = pairs[0]
+            conn.send([(index, executor.execute(simulator, job.circuit, job.shots, job.seed, job.options))])
+        else:
+            texts = [job.circuit for _, job in pairs]
+            answers = executor.execute_together(simulator, texts, pairs[0][1].shots)
+            conn.send([(index, answer) for (index, _), answer in zip(pairs, answers, strict=True)])
 
 
 class SimulationChild:
@@ -166,69 +182,70 @@ class SimulationChild:
     def run_batch(
         self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
     ) -> Iterator[tuple[int, RunResult]]:
-        """Run the jobs one after another in the child, yielding (index, result) as each ends; never
-        raises for anything a circuit does. A job that crashes, hangs, blows its memory or is
-        aborted costs the child (a new one runs the rest); a job the worker skips before it
-        started answers ABORTED without running."""
-        unsent = collections.deque(range(len(jobs)))
-        running: int | None = None
-        while running is not None or unsent:
-            for index in [i for i in unsent if control.should_skip(i)]:
-                unsent.remove(index)
+        """Run the jobs in the child, yielding (index, result) as each ends; never raises for
+        anything a circuit does. A job that crashes, hangs, blows its memory or is aborted costs
+        the child (a new one runs the rest); a job the worker skips before it started answers
+        ABORTED without running. Small plain jobs run in groups; a group that crashes, hangs or
+        blows its memory is run again one job at a time, so each job ends as it would alone, and
+        the jobs of a group stopped for one of them are sent again."""
+        run = _Run(jobs, threads, timeout, control)
+        running: list[int] = []
+        while running or run.unsent:
+            for index in [i for i in run.unsent if control.should_skip(i)]:
+                run.unsent.remove(index)
                 yield index, RunResult(Outcome.ABORTED)
-            if running is None:
-                running = self._start_next(jobs, unsent, threads, timeout, control)
+            if not running:
+                running = self._start_next(run)
                 continue
-            answer = self._answer(running, control)
-            if answer is None:
+            answers = self._answer(running, run)
+            if answers is None:
                 continue
-            running = None
-            if self._process is not None:  # the child waits: give it the next job before this one is recorded
-                running = self._start_next(jobs, unsent, threads, timeout, control)
-            yield answer
+            run.send_again([index for index, result in answers if result is None])
+            running = []
+            if self._process is not None:  # the child waits: give it the next jobs before these are recorded
+                running = self._start_next(run)
+            for index, result in answers:
+                if result is not None:
+                    yield index, result
 
-    def _start_next(
-        self,
-        jobs: list[SimulationJob],
-        unsent: collections.deque[int],
-        threads: int,
-        timeout: float,
-        control: RunControl,
-    ) -> int | None:
-        """Send the child the first job not to be skipped, starting a child if needed; its index."""
-        index = next((i for i in unsent if not control.should_skip(i)), None)
-        if index is None:
-            return None
+    def _start_next(self, run: _Run) -> list[int]:
+        """Send the child the next jobs not to be skipped, starting a child if needed; their indexes."""
+        group = run.next_group()
+        if not group:
+            return []
         if self._process is None or not self._process.is_alive():
             self.kill()
             self.start()
         assert self._conn is not None
         try:
-            self._conn.send((index, jobs[index], threads))
+            self._conn.send(([(index, run.jobs[index]) for index in group], run.threads))
         except (BrokenPipeError, OSError):
-            self.kill()  # the child is gone; the job was never started: the next call starts another
-            return None
-        unsent.remove(index)
-        self._deadline = time.monotonic() + timeout
-        control.started(index)
-        return index
+            self.kill()  # the child is gone; the jobs were never started: the next call starts another
+            return []
+        for index in group:
+            run.unsent.remove(index)
+        self._deadline = time.monotonic() + run.timeout
+        for index in group:
+            run.control.started(index, len(group))
+        return group
 
-    def _answer(self, running: int, control: RunControl) -> tuple[int, RunResult] | None:
-        """Wait a moment for the running job: its answer, or why it was stopped; None if it still runs."""
+    def _answer(self, running: list[int], run: _Run) -> list[tuple[int, RunResult | None]] | None:
+        """Wait a moment for the running jobs: their answers, or why they were stopped (None for a
+        job to send again); None if they still run."""
         assert self._conn is not None and self._process is not None
         deadline = self._deadline
         wait_for = min(MEMORY_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))
         ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], wait_for)
         if self._conn in ready:
             try:
-                index, result = self._conn.recv()
+                answers: list[tuple[int, RunResult | None]] = self._conn.recv()
             except (EOFError, OSError):
-                return running, self._crashed()
-            if result.memory_exceeded:
+                return run.stopped(running, self._crashed())
+            if any(result is not None and result.memory_exceeded for _, result in answers):
                 self.kill()  # a MemoryError may have left the interpreter in a poor state
-            return index, result
+            return answers
         if ready:  # the sentinel alone: the child died without answering
-            return running, self._crashed()
+            return run.stopped(running, self._crashed())
         if self._resident_bytes() > self.max_rss_bytes:
             logger.warning(
                 "simulation process %s passed WORKER_MAX_MEMORY_MB=%d plus %d MiB; stopping it",
@@ -237,17 +254,18 @@ class SimulationChild:
                 RSS_MARGIN_MB,
             )
             self.kill()
-            return running, RunResult(Outcome.ERROR, error=memory_limit_error(self.max_memory_mb))
+            return run.stopped(running, RunResult(Outcome.ERROR, error=memory_limit_error(self.max_memory_mb)))
         now = time.monotonic()
         if now >= deadline:
             self.kill()
-            return running, RunResult(Outcome.TIMEOUT)
+            return run.stopped(running, RunResult(Outcome.TIMEOUT))
         if now >= self._next_check:
             self._next_check = now + CHECK_SECONDS
-            control.tick()
-            if control.should_abort(running):
+            run.control.tick()
+            aborted = [index for index in running if run.control.should_abort(index)]
+            if aborted:
                 self.kill()
-                return running, RunResult(Outcome.ABORTED)
+                return [(index, RunResult(Outcome.ABORTED) if index in aborted else None) for index in running]
         return None
 
     def _resident_bytes(self) -> int:
@@ -272,3 +290,52 @@ class SimulationChild:
             error=f"SimulationCrashed: the simulation process {why} while running this circuit; "
             "the worker has started a new one",
         )
+
+
+class _Run:
+    """The jobs of one `run_batch` call: which are still to send, and which must go alone."""
+
+    def __init__(self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl) -> None:
+        self.jobs, self.threads, self.timeout, self.control = jobs, threads, timeout, control
+        self.unsent = collections.deque(range(len(jobs)))
+        self.alone: set[int] = set()  # jobs a group did not finish: too big for one, or the group failed
+
+    def next_group(self) -> list[int]:
+        """The first job not to be skipped and, if it is a small plain one, those like it right after
+        it (jobs to be skipped aside), so that jobs still start in the order they were claimed."""
+        first = next((i for i in self.unsent if not self.control.should_skip(i)), None)
+        if first is None or not self._groupable(first):
+            return [] if first is None else [first]
+        shots = self.jobs[first].shots
+        group: list[int] = []
+        for index in itertools.islice(self.unsent, self.unsent.index(first), None):
+            if self.control.should_skip(index):
+                continue
+            if len(group) == GROUP_MAX_TASKS or self.jobs[index].shots != shots or not self._groupable(index):
+                break
+            group.append(index)
+        return group
+
+    def _groupable(self, index: int) -> bool:
+        job = self.jobs[index]
+        return (
+            index not in self.alone
+            and job.seed is None
+            and not job.options
+            and len(job.circuit) <= GROUP_MAX_TEXT_CHARS
+            and not _CONTROL_FLOW.search(job.circuit)
+        )
+
+    def stopped(self, running: list[int], result: RunResult) -> list[tuple[int, RunResult | None]]:
+        """A job that ran alone ends with result; a group's jobs are each sent again, alone, so the
+        one that crashed, hung or blew the memory ends as it would have alone."""
+        if len(running) == 1:
+            return [(running[0], result)]
+        self.alone.update(running)
+        return [(index, None) for index in running]
+
+    def send_again(self, indexes: list[int]) -> None:
+        """Jobs a group did not finish go first, in order, the first of them alone: it was too big
+        for the group, or would have made it too long."""
+        self.alone.update(indexes[:1])
+        self.unsent.extendleft(reversed(indexes))
