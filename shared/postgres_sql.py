@@ -430,9 +430,7 @@ class PostgresQueries(Queries):
 
     NOW = NOW
 
-    @classmethod
-    def written(cls, text: str) -> str:
-        return to_pyformat(text)
+    positional = "%s"
 
     # The first :limit submitted tasks in turn order that no other transaction holds, claimed in
     # one statement: SKIP LOCKED lets any number of workers claim at once without waiting on each other.

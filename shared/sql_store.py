@@ -204,10 +204,23 @@ class SqlStore(Store):
         """Up to BATCH_INSERT_ROWS of the batch's tasks from start, in one statement, and their tags;
         they take consecutive turns from first_turn."""
         chunk = tasks[start : start + BATCH_INSERT_ROWS]
-        params: dict[str, Any] = {"batch_id": batch_id, "now": now, "owner": owner}
+        params: list[Any] = []
         for i, (task_id, task) in enumerate(chunk):
-            columns = {"id": task_id, "batch_index": start + i, "turn": first_turn + start + i, **_columns(task)}
-            params.update((f"{name}_{i}", value) for name, value in columns.items())
+            columns = _columns(task)
+            params += [
+                task_id,
+                columns["circuit"],
+                columns["shots"],
+                columns["seed"],
+                now,
+                columns["bytes"],
+                columns["options"],
+                columns["tags"],
+                batch_id,
+                start + i,
+                owner,
+                first_turn + start + i,
+            ]
         found = conn.execute(insert_batch_tasks(self.sql, len(chunk)), params).fetchall()
         seq_of = {row["batch_index"]: row["seq"] for row in found}
         self._insert_tags(conn, [(seq_of[start + i], task) for i, (_, task) in enumerate(chunk)])
