@@ -309,6 +309,7 @@ class SqlStore(Store):
         with self._transaction(durable=True) as conn:
             conn.execute(self.sql.CANCEL_BATCH_SUBMITTED, {"id": batch_id, "now": now})
             conn.execute(self.sql.REQUEST_BATCH_CANCEL, {"id": batch_id})
+        self._tasks_finished()
 
     def prune_idempotency_keys(self, before: float) -> int:
         with self._connect() as conn:
@@ -316,6 +317,9 @@ class SqlStore(Store):
 
     def _task_created(self) -> None:
         """After a submission commits: a backend wakes idle workers its own way (NOTIFY needs nothing)."""
+
+    def _tasks_finished(self) -> None:
+        """After tasks may have become final: a backend with a finished_bell rings it."""
 
     @read_only
     def queued_bytes(self) -> int:
@@ -366,12 +370,13 @@ class SqlStore(Store):
 
     def cancel(self, task_id: str, now: float) -> CancelOutcome | None:
         with self._transaction(durable=True) as conn:
-            if conn.execute(self.sql.CANCEL_SUBMITTED, {"id": task_id, "now": now}).fetchone():
-                return CancelOutcome(TaskStatus.CANCELLED, changed=True)
-            if conn.execute(self.sql.REQUEST_CANCEL, {"id": task_id}).fetchone():
-                return CancelOutcome(TaskStatus.PENDING, changed=True)
-            row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
-        return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
+            if not conn.execute(self.sql.CANCEL_SUBMITTED, {"id": task_id, "now": now}).fetchone():
+                if conn.execute(self.sql.REQUEST_CANCEL, {"id": task_id}).fetchone():
+                    return CancelOutcome(TaskStatus.PENDING, changed=True)
+                row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
+                return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
+        self._tasks_finished()
+        return CancelOutcome(TaskStatus.CANCELLED, changed=True)
 
     @read_only
     def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:
@@ -429,6 +434,8 @@ class SqlStore(Store):
             cancelled = conn.execute(self.sql.CANCEL_EXPIRED, {"now": now}).fetchall()
             failed = conn.execute(self.sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
             requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
+        if cancelled or failed:
+            self._tasks_finished()
         return rows.recovered(cancelled, failed, requeued)
 
     @read_only
@@ -488,6 +495,8 @@ class SqlStore(Store):
                     self.sql.COUNT_RUN,
                     {"owner": owner, "day": day, "shard": self._usage_shard(), "shots": shots, "seconds": seconds},
                 )
+        if any(ok and finish.status is not TaskStatus.SUBMITTED for finish, ok in zip(finishes, written, strict=True)):
+            self._tasks_finished()
         return written
 
     def release_claims(self, worker_id: str) -> list[str]:

@@ -15,7 +15,7 @@ from shared import sqlite_sql
 from shared.errors import StoreBusy, StoreError, StoreFull, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.sql_store import SqlStore
-from shared.wakeup import WakeSocket, wake_all
+from shared.wakeup import FINISHED_TASKS, WakeSocket, wake_all
 
 SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
 
@@ -170,6 +170,13 @@ class SqliteStore(SqlStore):
 
     def _task_created(self) -> None:
         wake_all(self.path)
+
+    def _tasks_finished(self) -> None:
+        wake_all(self.path, FINISHED_TASKS)
+
+    def finished_bell(self) -> WakeSocket | None:
+        bell = WakeSocket(self.path, FINISHED_TASKS)
+        return bell if bell.sock is not None else None
 
     def listen(self) -> None:
         # Idle workers sleep on a wake-up socket that each submission rings (see shared.wakeup).

@@ -22,6 +22,7 @@ from shared.models import (
     TaskStatus,
     TaskSummary,
 )
+from shared.wakeup import WakeSocket
 
 NO_LIMIT = 2**62  # bytes: more than any database holds
 
@@ -142,6 +143,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def finished_among(self, task_ids: list[str]) -> list[str]:
         """Which of these tasks are completed, failed or cancelled."""
+
+    def finished_bell(self) -> WakeSocket | None:
+        """A doorbell that rings when tasks may have finished, for an event loop to watch; None
+        where the backend has none (the caller then asks finished_version often)."""
+        return None
 
     @abc.abstractmethod
     def stats(self, live_within: float, now: float | None = DATABASE_CLOCK) -> QueueStats:

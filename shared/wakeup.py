@@ -1,8 +1,9 @@
-"""Wake idle workers on one machine the moment a task is stored (the SQLite counterpart of NOTIFY).
+"""Doorbells on one machine, the SQLite counterpart of NOTIFY: idle workers are woken the moment a
+task is stored (NEW_TASKS), and the API's long-polls the moment a task finishes (FINISHED_TASKS).
 
-Each idle worker binds a Unix datagram socket in a folder beside the database file; after each
-insert the API sends an empty datagram to every socket there. A lost datagram costs nothing:
-the worker's poll is still the safety net. No SQL, no payload, nothing to parse.
+Each listener binds a Unix datagram socket in a folder beside the database file; whoever stored
+the change sends an empty datagram to every socket there. A lost datagram costs nothing: each
+listener's poll is still the safety net. No SQL, no payload, nothing to parse.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
-def wake_folder(database_path: str) -> Path:
-    return Path(database_path + ".wake")
+NEW_TASKS = ".wake"
+FINISHED_TASKS = ".done"
 
 
-def wake_all(database_path: str) -> None:
-    """Nudge every worker listening beside this database; never raises."""
-    folder = wake_folder(database_path)
+def wake_folder(database_path: str, bell: str = NEW_TASKS) -> Path:
+    return Path(database_path + bell)
+
+
+def wake_all(database_path: str, bell: str = NEW_TASKS) -> None:
+    """Nudge every listener of this bell beside this database; never raises."""
+    folder = wake_folder(database_path, bell)
     try:
         names = os.listdir(folder)
     except OSError:
@@ -37,12 +42,13 @@ def wake_all(database_path: str) -> None:
 
 
 class WakeSocket:
-    """One worker's doorbell: wait() returns at the first datagram or after the timeout."""
+    """One listener's doorbell: wait() returns at the first datagram or after the timeout; an
+    event loop may watch `sock` instead and `drain` it."""
 
-    def __init__(self, database_path: str) -> None:
+    def __init__(self, database_path: str, bell: str = NEW_TASKS) -> None:
         self.path: Path | None = None
         self.sock: socket.socket | None = None
-        folder = wake_folder(database_path)
+        folder = wake_folder(database_path, bell)
         try:
             folder.mkdir(exist_ok=True)
             path = folder / f"{uuid.uuid4().hex[:12]}.sock"
@@ -60,8 +66,13 @@ class WakeSocket:
             return
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if ready:
-            with contextlib.suppress(BlockingIOError):
-                while True:  # several submissions may have rung; one wake-up serves them all
+            self.drain()
+
+    def drain(self) -> None:
+        """Read every datagram waiting: several changes may have rung; one wake-up serves them all."""
+        if self.sock is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                while True:
                     self.sock.recv(1)
 
     def close(self) -> None:
