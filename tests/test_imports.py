@@ -82,9 +82,10 @@ def test_only_the_workers_circuit_modules_import_qiskit() -> None:
                     names = [node.module]
                 if any(name.split(".")[0] in ("qiskit", "qiskit_aer") for name in names):
                     importers.add(_module_name(path))
-    assert importers == {"worker.parsing", "worker.executor", "worker.program", "worker.keys"}
+    assert importers == {"worker.parsing", "worker.executor", "worker.program", "worker.keys", "worker.sampling"}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "(`worker/parsing.py`, `worker/executor.py`, `worker/program.py`, `worker/keys.py`)" in readme
+    modules = "`worker/parsing.py`, `worker/executor.py`, `worker/program.py`, `worker/keys.py`, `worker/sampling.py`"
+    assert f"({modules})" in readme
 
 
 def test_the_client_imports_nothing_from_the_service() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import ControlFlowOp
 from qiskit.circuit.equivalence_library import SessionEquivalenceLibrary
@@ -22,7 +23,7 @@ from qiskit_aer import AerSimulator
 
 from shared.examples import BELL_QASM3
 from shared.models import RunDetails
-from worker import circuit_limits, program
+from worker import circuit_limits, program, sampling
 from worker.circuit_limits import CircuitLimits, LimitExceeded
 from worker.keys import KeyFormat
 from worker.messages import TaskError, describe_unexpected, memory_limit_error
@@ -116,11 +117,21 @@ class Simulator:
     def run(self, circuit: QuantumCircuit, shots: int, seed: int | None, job: Job) -> list[Point]:
         """Counts (and memory) at every point of the job, in one Aer call.
 
-        Keys are Qiskit's, with every declared bit in them (see worker.keys).
+        Keys are Qiskit's, with every declared bit in them (see worker.keys). Without a seed, noise
+        or a chosen method, a circuit measured only at the end has its shots drawn from its exact
+        probabilities (see worker.sampling).
         """
         options: dict[str, Any] = {"shots": shots, "memory": job.memory}
         if job.sweep.binds:
             options["parameter_binds"] = [job.sweep.binds]
+        final = self.sampled(circuit, seed, job)
+        if final is not None:
+            result = self._run(final.state, None, job, "statevector", {**options, "shots": 1, "memory": False})
+            rng = np.random.default_rng()
+            return [
+                Point(*final.sample(result.data(index)["probabilities"], shots, rng, job.memory))
+                for index in range(job.sweep.points)
+            ]
         result = self._run(circuit, seed, job, job.method, options)
         keys = KeyFormat(circuit)
         points = []
@@ -131,9 +142,33 @@ class Simulator:
             points.append(Point(counts=counts, memory=keys.memory(result, index) if job.memory else None))
         return points
 
-    def run_together(self, circuits: list[QuantumCircuit], shots: int) -> Any:
-        """Several small circuits in one Aer call, on one thread, each with its own random seed."""
-        result = self.backend.run(circuits, shots=shots, max_parallel_threads=1).result()
+    @staticmethod
+    def sampled(circuit: QuantumCircuit, seed: int | None, job: Job) -> sampling.FinalMeasurements | None:
+        """The circuit split for drawing its shots here, when that gives what Aer would: no seed
+        (a seed promises Aer's own draws), no noise, the automatic or statevector method."""
+        if seed is not None or job.noise is not None or job.method not in ("automatic", "statevector"):
+            return None
+        return sampling.final_measurements(circuit)
+
+    def run_together(self, circuits: list[QuantumCircuit], shots: int) -> list[dict[str, int]]:
+        """The counts of several small circuits (no seed, no options) from one Aer call, on one
+        thread: their shots drawn here when every one is measured only at the end, else by Aer,
+        each experiment with its own random seed."""
+        finals = [self.sampled(circuit, None, Job()) for circuit in circuits]
+        if all(final is not None for final in finals):
+            states = [final.state for final in finals if final is not None]
+            result = self._checked(self.backend.run(states, shots=1, max_parallel_threads=1).result())
+            rng = np.random.default_rng()
+            return [
+                final.sample(result.data(index)["probabilities"], shots, rng, False)[0]
+                for index, final in enumerate(finals)
+                if final is not None
+            ]
+        result = self._checked(self.backend.run(circuits, shots=shots, max_parallel_threads=1).result())
+        return [KeyFormat(circuit).counts(result, index) for index, circuit in enumerate(circuits)]
+
+    @staticmethod
+    def _checked(result: Any) -> Any:
         if not result.success:
             raise TaskError("SimulationError", _aer_failure(result))
         return result
@@ -345,8 +380,7 @@ def execute_together(simulator: Simulator, circuit_texts: list[str], shots: int)
         return answers
     started = time.perf_counter()
     try:
-        result = simulator.run_together([loaded.circuit for _, loaded, _ in members], shots)
-        counts = [KeyFormat(loaded.circuit).counts(result, i) for i, (_, loaded, _) in enumerate(members)]
+        counts = simulator.run_together([loaded.circuit for _, loaded, _ in members], shots)
     except Exception:  # noqa: BLE001 - each then runs alone, and fails with its own error if it must
         counts = []
     if not counts or any(sum(c.values()) != shots for c in counts):

@@ -37,7 +37,10 @@ class KeyFormat:
 
     def key(self, raw: str) -> str:
         """One hexadecimal outcome (`0x5`) as a key (`1 01`)."""
-        value = int(raw, 16)
+        return self.key_of(int(raw, 16))
+
+    def key_of(self, value: int) -> str:
+        """One outcome, clbit i as bit i of value, as a key."""
         return " ".join("".join("1" if value >> i & 1 else "0" for i in reversed(g)) for g in reversed(self.groups))
 
     def counts(self, result: Any, experiment: int) -> dict[str, int]:
