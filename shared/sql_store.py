@@ -68,7 +68,7 @@ def _shots_run(claim: Claim) -> int:
     return claim.shots * sweep_points((claim.options or {}).get("parameters"))
 
 
-class _QueueFull(Exception):
+class QueueFull(Exception):
     """Raised inside a submission's transaction to roll it back."""
 
 
@@ -239,31 +239,42 @@ class SqlStore(Store):
         is full (all or nothing, the key included); QuotaExceeded when the owner's tasks submitted
         or pending would pass quota. The owner's usage counts the tasks in the same transaction."""
         owner = tasks[0].owner if tasks else ""
+
+        def attempt(conn: Any) -> tuple[SubmitOutcome, str]:
+            if idempotency is not None:
+                key, request_hash, ttl = idempotency
+                conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - ttl})
+                claimed = conn.execute(
+                    self.sql.CLAIM_IDEMPOTENCY_KEY,
+                    {"key": key, "request_hash": request_hash, "task_id": created_id, "now": now},
+                ).fetchone()
+                if claimed is None:
+                    first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
+                    same = first["request_hash"] == request_hash
+                    return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
+            if quota is not None:
+                self._check_quota(conn, owner, len(tasks), quota)
+            if not insert(conn):
+                raise QueueFull  # rolls everything back
+            conn.execute(
+                self.sql.COUNT_SUBMITTED,
+                {"owner": owner, "day": _day(now), "shard": self._usage_shard(), "n": len(tasks)},
+            )
+            return SubmitOutcome.CREATED, created_id
+
         try:
-            with self._transaction(durable=True) as conn:
-                if idempotency is not None:
-                    key, request_hash, ttl = idempotency
-                    conn.execute(self.sql.EXPIRE_IDEMPOTENCY_KEY, {"key": key, "before": now - ttl})
-                    claimed = conn.execute(
-                        self.sql.CLAIM_IDEMPOTENCY_KEY,
-                        {"key": key, "request_hash": request_hash, "task_id": created_id, "now": now},
-                    ).fetchone()
-                    if claimed is None:
-                        first = conn.execute(self.sql.SELECT_IDEMPOTENCY_KEY, {"key": key}).fetchone()
-                        same = first["request_hash"] == request_hash
-                        return (SubmitOutcome.REPLAYED if same else SubmitOutcome.CONFLICT), first["task_id"]
-                if quota is not None:
-                    self._check_quota(conn, owner, len(tasks), quota)
-                if not insert(conn):
-                    raise _QueueFull  # rolls everything back
-                conn.execute(
-                    self.sql.COUNT_SUBMITTED,
-                    {"owner": owner, "day": _day(now), "shard": self._usage_shard(), "n": len(tasks)},
-                )
-        except _QueueFull:
+            outcome = self._submission(attempt)
+        except QueueFull:
             return SubmitOutcome.QUEUE_FULL, ""
-        self._task_created()
-        return SubmitOutcome.CREATED, created_id
+        if outcome[0] is SubmitOutcome.CREATED:
+            self._task_created()
+        return outcome
+
+    def _submission(self, attempt: Callable[[Any], tuple[SubmitOutcome, str]]) -> tuple[SubmitOutcome, str]:
+        """One submission's statements in a durable transaction; a backend may commit several
+        submissions together (SQLite: shared.group_commit)."""
+        with self._transaction(durable=True) as conn:
+            return attempt(conn)
 
     def _check_quota(self, conn: Any, owner: str, adding: int, quota: int) -> None:
         """Raise QuotaExceeded (rolling the transaction back) when adding more tasks would pass quota."""

@@ -9,12 +9,15 @@ import threading
 import time
 import urllib.parse
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from shared import sqlite_sql
-from shared.errors import StoreBusy, StoreError, StoreFull, StoreUnavailable
+from shared.errors import QuotaExceeded, StoreBusy, StoreError, StoreFull, StoreUnavailable
+from shared.group_commit import GroupCommit
 from shared.metrics_buckets import BUCKETS_BY_METRIC
-from shared.sql_store import SqlStore
+from shared.models import SubmitOutcome
+from shared.sql_store import QueueFull, SqlStore
 from shared.wakeup import FINISHED_TASKS, WakeSocket, wake_all
 
 SCHEMA_VERSION = len(sqlite_sql.MIGRATIONS)
@@ -48,6 +51,8 @@ class SqliteStore(SqlStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._file: tuple[int, int] | None = None  # (device, inode) of the database this process uses
+        # Concurrent submissions share durable commits (one fsync for all that waited).
+        self._submissions = GroupCommit(lambda: self._transaction(durable=True), (QueueFull, QuotaExceeded))
 
     def _check_file(self) -> None:
         try:
@@ -167,6 +172,9 @@ class SqliteStore(SqlStore):
                 query = sqlite_sql.FINISHED_AMONG.format(marks=",".join("?" * len(chunk)))
                 found += [row["id"] for row in conn.execute(query, chunk)]
         return found
+
+    def _submission(self, attempt: Callable[[Any], tuple[SubmitOutcome, str]]) -> tuple[SubmitOutcome, str]:
+        return self._submissions.run(attempt)
 
     def _task_created(self) -> None:
         wake_all(self.path)
