@@ -196,8 +196,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             0.8,
         ),
         (
-            f"{BATCHES} batches of {BATCH_SIZE:,} Bell tasks, 2 workers / the faster naive raw loop",
-            r["batches"]["sqlite"]["throughput"] / max(r["raw"]["naive_1proc"], r["raw"]["naive_2proc"]),
+            # Issue 12's "naive raw loop": the one-process loop, as in the per-task row above.
+            f"{BATCHES} batches of {BATCH_SIZE:,} Bell tasks, 2 workers / naive raw loop (1 process)",
+            r["batches"]["sqlite"]["throughput"] / r["raw"]["naive_1proc"],
             ">=",
             2.0,
         ),
@@ -326,6 +327,8 @@ def render(r: dict[str, Any]) -> str:
     identical = all(h["identical_circuit"] for h in r["heavy_raw"].values())
     lines.append("")
     lines.append(f"The service's parser gave circuits identical to `qasm3.loads` for every heavy circuit: {identical}.")
+    two_naive = r["batches"]["sqlite"]["throughput"] / r["raw"]["naive_2proc"]
+    lines.append(f"The batches against the naive raw loop in 2 processes (no goal): {two_naive:.2f}x.")
     return "\n".join(lines)
 
 
