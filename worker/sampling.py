@@ -10,7 +10,7 @@ seed: a seeded task samples exactly what `AerSimulator.run` samples for that see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,24 +36,33 @@ class FinalMeasurements:
     qubits: list[int]
     values: np.ndarray  # the memory value (clbits as bits) of each outcome of `qubits`
     keys: KeyFormat
+    _known: dict[int, str] = field(default_factory=dict)  # outcome -> key, built as outcomes turn up
 
     def sample(
-        self, probabilities: Any, shots: int, rng: np.random.Generator, memory: bool
-    ) -> tuple[dict[str, int], list[str] | None]:
-        """Counts (and, if asked, per-shot outcomes) of `shots` draws, keyed as Aer's would be."""
-        p = np.clip(np.asarray(probabilities, dtype=float), 0.0, None)
-        p /= p.sum()
-        if memory:
-            drawn = rng.choice(len(p), size=shots, p=p)
-            counted = np.bincount(drawn, minlength=len(p))
-        else:
-            counted = rng.multinomial(shots, p)
-        counts: dict[str, int] = {}
-        for outcome in np.flatnonzero(counted):
-            key = self.keys.key_of(int(self.values[outcome]))
-            counts[key] = counts.get(key, 0) + int(counted[outcome])
-        shots_memory = [self.keys.key_of(int(self.values[outcome])) for outcome in drawn] if memory else None
-        return counts, shots_memory
+        self, probabilities: list[Any], shots: int, rng: np.random.Generator, memory: bool
+    ) -> list[tuple[dict[str, int], list[str] | None]]:
+        """For each point's probabilities: the counts of `shots` draws (and, if asked, the draws in
+        order), keyed as Aer's would be. One multinomial draw for all points' counts."""
+        p = np.clip(np.asarray(probabilities, dtype=float).reshape(len(probabilities), -1), 0.0, None)
+        p /= p.sum(axis=1, keepdims=True)
+        drawn = [rng.choice(p.shape[1], size=shots, p=row) for row in p] if memory else []
+        counted = (
+            np.stack([np.bincount(d, minlength=p.shape[1]) for d in drawn]) if memory else rng.multinomial(shots, p)
+        )
+        points = []
+        for index, row in enumerate(counted):
+            counts: dict[str, int] = {}
+            for outcome in np.flatnonzero(row).tolist():
+                key = self._key(outcome)
+                counts[key] = counts.get(key, 0) + int(row[outcome])
+            points.append((counts, [self._key(o) for o in drawn[index].tolist()] if memory else None))
+        return points
+
+    def _key(self, outcome: int) -> str:
+        key = self._known.get(outcome)
+        if key is None:
+            key = self._known[outcome] = self.keys.key_of(int(self.values[outcome]))
+        return key
 
 
 def final_measurements(circuit: QuantumCircuit) -> FinalMeasurements | None:
