@@ -174,6 +174,8 @@ def test_the_tag_filter_lists_only_matching_tasks_pages_and_lives_in_the_url(pag
     page.click("#tag-button")  # Enter works too: it is a form
     expect(page.locator("#tag-filters li code")).to_have_text(["project:alpha"])
     expect(page.locator("#page-info")).to_have_text(f"Tasks 1–{LIST_PAGE_SIZE}, newest first")
+    # The unfiltered first page says the same: wait for the filtered rows themselves.
+    expect(links.first).to_have_attribute("title", alpha[-1])
     assert filters_in_url(page) == [("tag", "project:alpha")]
     first_page = row_titles(page, "#tasks")
     page.click("#older-button")  # paging keeps the filter
