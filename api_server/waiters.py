@@ -2,10 +2,11 @@
 
 Waiters cost little while nothing finishes: the watcher asks the database a cheap "has any task
 finished?", and only when the answer moves does it ask, in one query, which of the awaited tasks
-are done. It asks when the store's finished-tasks doorbell rings (SQLite: workers ring it after
-writing results), and every SAFETY_CHECK_SECONDS in case a ring was lost; a backend without a
-doorbell (PostgreSQL) is asked every millisecond after a change or a new waiter, backing off to
-every 10 ms while nothing moves, so a long simulation is not slowed by the asking.
+are done. It asks when the store's finished-tasks doorbell rings (SQLite: a socket beside the
+database; PostgreSQL: a LISTEN; rung after results, cancels and recoveries), and every
+SAFETY_CHECK_SECONDS in case a ring was lost. Without a doorbell (DATABASE_POLL_ONLY, or while a
+lost one cannot be opened again) it asks every millisecond after a change or a new waiter,
+backing off to every 10 ms while nothing moves, so a long simulation is not slowed by the asking.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.errors import StoreError
 from shared.store import Store
-from shared.wakeup import WakeSocket
+from shared.wakeup import Doorbell
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ FIRST_CHECK_SECONDS = 0.001
 MAX_CHECK_SECONDS = 0.01
 BACK_OFF = 1.25
 SAFETY_CHECK_SECONDS = 0.1
+BELL_RETRY_SECONDS = 5.0  # how often a lost doorbell is opened again
 
 
 class CompletionWatcher:
@@ -35,31 +37,60 @@ class CompletionWatcher:
         self._new_waiter = False
         self._anyone_waiting = asyncio.Event()  # while nobody waits, the watcher sleeps on this
         self._rung = asyncio.Event()  # the doorbell rang since the watcher last asked
-        self._bell: WakeSocket | None = None
+        self._bell: Doorbell | None = None
+        self._bell_fd = -1
+        self._bell_lost = False  # a bell was open and broke: try again every BELL_RETRY_SECONDS
+        self._open_bell_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._bell = self.store.finished_bell()
-        if self._bell is not None and self._bell.sock is not None:
-            loop.add_reader(self._bell.sock.fileno(), self._ring)
-        self._task = loop.create_task(self._watch(), name="completion-watcher")
+        self._listen(self.store.finished_bell())
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="completion-watcher")
+
+    def _listen(self, bell: Doorbell | None) -> None:
+        self._bell = bell
+        if bell is not None:
+            self._bell_fd = bell.fileno()  # kept: a lost connection no longer says its descriptor
+            asyncio.get_running_loop().add_reader(self._bell_fd, self._ring)
 
     def _ring(self) -> None:
         assert self._bell is not None
-        self._bell.drain()
-        self._rung.set()
+        try:
+            self._bell.drain()
+        except Exception as error:  # noqa: BLE001 - any failure: the bell is gone, poll instead
+            logger.warning("long-poll doorbell lost, polling until it is back: %s", " ".join(str(error).split()))
+            self._close_bell()
+            self._bell_lost = True
+            self._open_bell_at = asyncio.get_running_loop().time() + BELL_RETRY_SECONDS
+        self._rung.set()  # rung, or lost: either way, look now
+
+    def _close_bell(self) -> None:
+        if self._bell is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._bell_fd)
+            with contextlib.suppress(Exception):
+                self._bell.close()
+            self._bell = None
+
+    async def _reopen_bell(self) -> None:
+        """After a lost bell, open it again (in a thread: it may connect to the database)."""
+        loop = asyncio.get_running_loop()
+        if self._bell is not None or not self._bell_lost or loop.time() < self._open_bell_at:
+            return
+        self._open_bell_at = loop.time() + BELL_RETRY_SECONDS
+        bell = await run_in_threadpool(self.store.finished_bell)
+        if bell is not None:
+            logger.info("long-poll doorbell back")
+            self._bell_lost = False
+            self._listen(bell)
+            self._new_waiter = True  # rings were missed meanwhile: look at once
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._bell is not None:
-            if self._bell.sock is not None:
-                asyncio.get_running_loop().remove_reader(self._bell.sock.fileno())
-            self._bell.close()
-            self._bell = None
+        self._close_bell()
 
     @contextlib.contextmanager
     def waiter(self, task_id: str):  # type: ignore[no-untyped-def]
@@ -68,6 +99,7 @@ class CompletionWatcher:
         self._waiting.setdefault(task_id, []).append(future)
         self._new_waiter = True
         self._anyone_waiting.set()
+        self._rung.set()  # a watcher waiting on its bell looks once for the newcomer too
         try:
             yield future
         finally:
@@ -85,6 +117,7 @@ class CompletionWatcher:
                 # Idle: no wake-ups at all until a request starts waiting.
                 self._anyone_waiting.clear()
                 await self._anyone_waiting.wait()
+            await self._reopen_bell()
             if self._bell is None or self._new_waiter:
                 await asyncio.sleep(FIRST_CHECK_SECONDS if self._new_waiter else pause)
             else:

@@ -13,6 +13,10 @@ from shared.queries import Q, Queries, with_clock
 
 CHANNEL = "qtq_tasks"
 LISTEN = f"LISTEN {CHANNEL}"
+# Rung after tasks become final, for the APIs' long-polls (see PostgresStore.finished_bell).
+FINISHED_CHANNEL = "qtq_finished"
+LISTEN_FINISHED = f"LISTEN {FINISHED_CHANNEL}"
+NOTIFY_FINISHED = f"NOTIFY {FINISHED_CHANNEL}"
 # Counter rows are spread over shards chosen by the writing backend's pid, so concurrent
 # transactions from many API and worker connections rarely wait on the same row.
 SHARDS = 16

@@ -241,8 +241,47 @@ class PostgresStore(SqlStore):
             logger.warning("LISTEN connection lost, listening again: %s", _reason(error))
             self._close_listener()
 
+    def _tasks_finished(self) -> None:
+        if self.poll_only:
+            return
+        try:
+            with self._connect() as conn:
+                conn.execute(postgres_sql.NOTIFY_FINISHED)
+        except (StoreError, psycopg.Error) as error:  # the long-polls' safety look finds them
+            logger.debug("could not ring the finished-tasks bell: %s", _reason(error))
+
+    def finished_bell(self) -> FinishedBell | None:
+        if self.poll_only:
+            return None
+        try:
+            return FinishedBell(self.url)
+        except psycopg.Error as error:
+            logger.warning("cannot LISTEN for finished tasks, long-polls poll meanwhile: %s", _reason(error))
+            return None
+
     @read_only
     def explain_claim(self) -> str:
         with self._connect() as conn:
             plan = conn.execute(postgres_sql.EXPLAIN_CLAIM).fetchone()
         return json.dumps(plan)
+
+
+class FinishedBell:
+    """An API's LISTEN for finished tasks, on a connection of its own that its event loop watches
+    and reads without blocking."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=PROBE_TIMEOUT_SECONDS)
+        self.conn.execute(postgres_sql.LISTEN_FINISHED)
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def drain(self) -> None:
+        pgconn = self.conn.pgconn
+        pgconn.consume_input()  # raises once the server has closed the connection
+        while pgconn.notifies() is not None:
+            pass
+
+    def close(self) -> None:
+        self.conn.close()

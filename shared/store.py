@@ -22,7 +22,7 @@ from shared.models import (
     TaskStatus,
     TaskSummary,
 )
-from shared.wakeup import WakeSocket
+from shared.wakeup import Doorbell
 
 NO_LIMIT = 2**62  # bytes: more than any database holds
 
@@ -144,9 +144,10 @@ class Store(abc.ABC):
     def finished_among(self, task_ids: list[str]) -> list[str]:
         """Which of these tasks are completed, failed or cancelled."""
 
-    def finished_bell(self) -> WakeSocket | None:
+    def finished_bell(self) -> Doorbell | None:
         """A doorbell that rings when tasks may have finished, for an event loop to watch; None
-        where the backend has none (the caller then asks finished_version often)."""
+        where the backend has none, or cannot open one now (the caller then asks
+        finished_version often)."""
         return None
 
     @abc.abstractmethod

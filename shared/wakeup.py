@@ -15,6 +15,7 @@ import select
 import socket
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ def wake_all(database_path: str, bell: str = NEW_TASKS) -> None:
         for name in names:
             with contextlib.suppress(OSError):  # a worker that died leaves a socket nobody reads
                 sender.sendto(b"", str(folder / name))
+
+
+class Doorbell(Protocol):
+    """What an event loop watches for a store's rings (see Store.finished_bell)."""
+
+    def fileno(self) -> int:
+        """Readable when the bell has rung."""
+
+    def drain(self) -> None:
+        """Take every ring waiting; raises if the bell is broken (a lost connection)."""
+
+    def close(self) -> None: ...
 
 
 class WakeSocket:
@@ -67,6 +80,10 @@ class WakeSocket:
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if ready:
             self.drain()
+
+    def fileno(self) -> int:
+        assert self.sock is not None
+        return self.sock.fileno()
 
     def drain(self) -> None:
         """Read every datagram waiting: several changes may have rung; one wake-up serves them all."""

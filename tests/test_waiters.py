@@ -1,53 +1,113 @@
-"""The long-poll watcher on SQLite: a worker's result rings the API's doorbell, so a waiting request
-is answered at once, not at the watcher's next look."""
+"""The long-poll watcher: a worker's result rings the API's doorbell (SQLite: a socket beside the
+database; PostgreSQL: LISTEN/NOTIFY), so a waiting request is answered at once, not at the
+watcher's next look; a doorbell lost with its connection is opened again."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from api_server import waiters
 from api_server.waiters import CompletionWatcher
+from harness.databases import FreshDatabase
 from shared.models import Finish, NewTask, TaskStatus
 from shared.sqlite_store import SqliteStore
-from shared.store import DATABASE_CLOCK
-from shared.wakeup import FINISHED_TASKS, wake_folder
+from shared.store import DATABASE_CLOCK, Store
 
-pytestmark = pytest.mark.backend_only("sqlite")
+# Were a ring not sent or not heard, the watcher would look again only after an hour.
+NEVER = 3600.0
 
 
-async def until(condition, what: str, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+def open_store(database: FreshDatabase) -> Store:
+    if database.backend == "postgres":
+        from shared.postgres_store import PostgresStore
+
+        return PostgresStore(database.url, pool_size=2)
+    return SqliteStore(str(database.path))
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[FreshDatabase]:
+    made = FreshDatabase(tmp_path)
+    try:
+        yield made
+    finally:
+        made.drop()
+
+
+async def until(condition: Callable[[], object], what: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.005)
 
 
-def test_a_result_written_by_a_worker_wakes_the_waiting_request(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # Were the doorbell not rung, or not heard, the watcher would look again only after an hour.
-    monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", 3600.0)
-    path = str(tmp_path / "tasks.db")
-    api, worker = SqliteStore(path), SqliteStore(path)
+async def finish_awaited(watcher: CompletionWatcher, api: Store, worker: Store, task_id: str) -> None:
+    """Submit task_id, wait on it, let the 'worker' store complete it: the waiter must be answered."""
+    api.create_task(task_id, NewTask("c", 10, None), time.time())
+    claim = next(c for c in worker.claim("w1", DATABASE_CLOCK, 30, 10) if c.task_id == task_id)
+    with watcher.waiter(task_id) as finished:
+        await until(lambda: not watcher._new_waiter, "the watcher to look once and wait on its bell")
+        done = Finish(claim, TaskStatus.COMPLETED, time.time(), time.time(), result={"0": 10})
+        assert await asyncio.get_running_loop().run_in_executor(None, worker.finish, "w1", [done]) == [True]
+        await asyncio.wait_for(finished, timeout=10)
+
+
+def test_a_result_written_by_a_worker_wakes_the_waiting_request(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
+    api, worker = open_store(database), open_store(database)
     api.initialize()
-    api.create_task("t1", NewTask("c", 10, None), time.time())
-    claim = worker.claim("w1", DATABASE_CLOCK, 30, 1)[0]
 
     async def scenario() -> None:
         watcher = CompletionWatcher(api)
         watcher.start()
         try:
-            assert len(list(wake_folder(path, FINISHED_TASKS).iterdir())) == 1  # the API's doorbell
-            with watcher.waiter("t1") as finished:
-                await until(lambda: not watcher._new_waiter, "the watcher to look once and wait on its bell")
-                done = Finish(claim, TaskStatus.COMPLETED, time.time(), time.time(), result={"0": 10})
-                assert await asyncio.get_running_loop().run_in_executor(None, worker.finish, "w1", [done]) == [True]
-                await asyncio.wait_for(finished, timeout=10)
+            assert watcher._bell is not None
+            await finish_awaited(watcher, api, worker, "t1")
         finally:
             await watcher.stop()
-        assert list(wake_folder(path, FINISHED_TASKS).iterdir()) == []  # its socket is gone with it
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        api.close()
+        worker.close()
+
+
+@pytest.mark.backend_only("postgres")
+def test_a_doorbell_lost_with_its_connection_is_opened_again(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
+    monkeypatch.setattr(waiters, "BELL_RETRY_SECONDS", 0.2)
+    api, worker = open_store(database), open_store(database)
+    api.initialize()
+
+    import psycopg
+
+    mine = "FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN qtq_finished'"
+
+    def listeners() -> int:
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            return len(conn.execute(f"SELECT pid {mine}").fetchall())
+
+    async def scenario() -> None:
+        watcher = CompletionWatcher(api)
+        watcher.start()
+        try:
+            first = watcher._bell
+            assert first is not None and listeners() == 1
+            database.execute(f"SELECT pg_terminate_backend(pid) {mine}")
+            with watcher.waiter("nothing") as _:  # someone waits, so the watcher runs
+                await until(
+                    lambda: watcher._bell is not first and watcher._bell is not None, "the bell to be opened again"
+                )
+            assert listeners() == 1
+            await finish_awaited(watcher, api, worker, "t2")  # answered by the new bell's ring alone
+        finally:
+            await watcher.stop()
 
     try:
         asyncio.run(scenario())
