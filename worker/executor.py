@@ -160,7 +160,8 @@ class Simulator:
         finals = [self.sampled(circuit, None, Job()) for circuit in circuits]
         if all(final is not None for final in finals):
             states = [final.state for final in finals if final is not None]
-            result = self._checked(self.backend.run(states, shots=1, max_parallel_threads=1).result())
+            run = self.backend.run(states, shots=1, max_parallel_threads=1, method="statevector")
+            result = self._checked(run.result())
             rng = np.random.default_rng()
             return [
                 final.sample([result.data(index)["probabilities"]], shots, rng, False)[0][0]
