@@ -69,7 +69,7 @@ def _shots_run(claim: Claim) -> int:
 
 
 class QueueFull(Exception):
-    """Raised inside a submission's transaction to roll it back."""
+    """Raised inside a submission's transaction (or savepoint) to roll it back."""
 
 
 P = ParamSpec("P")
@@ -255,7 +255,7 @@ class SqlStore(Store):
             if quota is not None:
                 self._check_quota(conn, owner, len(tasks), quota)
             if not insert(conn):
-                raise QueueFull  # rolls everything back
+                raise QueueFull  # rolls this submission back, its Idempotency-Key included
             conn.execute(
                 self.sql.COUNT_SUBMITTED,
                 {"owner": owner, "day": _day(now), "shard": self._usage_shard(), "n": len(tasks)},
