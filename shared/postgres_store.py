@@ -241,14 +241,9 @@ class PostgresStore(SqlStore):
             logger.warning("LISTEN connection lost, listening again: %s", _reason(error))
             self._close_listener()
 
-    def _tasks_finished(self) -> None:
-        if self.poll_only:
-            return
-        try:
-            with self._connect() as conn:
-                conn.execute(postgres_sql.NOTIFY_FINISHED)
-        except (StoreError, psycopg.Error) as error:  # the long-polls' safety look finds them
-            logger.debug("could not ring the finished-tasks bell: %s", _reason(error))
+    def _finishing(self, conn: psycopg.Connection[Any]) -> None:
+        if not self.poll_only:
+            conn.execute(postgres_sql.NOTIFY_FINISHED)  # sent with the commit, in the same round trip
 
     def finished_bell(self) -> FinishedBell | None:
         if self.poll_only:

@@ -320,6 +320,7 @@ class SqlStore(Store):
         with self._transaction(durable=True) as conn:
             conn.execute(self.sql.CANCEL_BATCH_SUBMITTED, {"id": batch_id, "now": now})
             conn.execute(self.sql.REQUEST_BATCH_CANCEL, {"id": batch_id})
+            self._finishing(conn)
         self._tasks_finished()
 
     def prune_idempotency_keys(self, before: float) -> int:
@@ -329,8 +330,13 @@ class SqlStore(Store):
     def _task_created(self) -> None:
         """After a submission commits: a backend wakes idle workers its own way (NOTIFY needs nothing)."""
 
+    def _finishing(self, conn: Any) -> None:
+        """Inside a transaction that may make tasks final: a backend whose finished_bell rings with
+        the commit (PostgreSQL's NOTIFY) rings it here."""
+
     def _tasks_finished(self) -> None:
-        """After tasks may have become final: a backend with a finished_bell rings it."""
+        """After a commit that may have made tasks final: a backend whose finished_bell rings
+        apart from the database (SQLite's socket) rings it here."""
 
     @read_only
     def queued_bytes(self) -> int:
@@ -386,6 +392,7 @@ class SqlStore(Store):
                     return CancelOutcome(TaskStatus.PENDING, changed=True)
                 row = conn.execute(self.sql.SELECT_STATUS, {"id": task_id}).fetchone()
                 return CancelOutcome(TaskStatus(row["status"]), changed=False) if row is not None else None
+            self._finishing(conn)
         self._tasks_finished()
         return CancelOutcome(TaskStatus.CANCELLED, changed=True)
 
@@ -445,6 +452,8 @@ class SqlStore(Store):
             cancelled = conn.execute(self.sql.CANCEL_EXPIRED, {"now": now}).fetchall()
             failed = conn.execute(self.sql.FAIL_EXHAUSTED, {"now": now, "max_attempts": max_attempts}).fetchall()
             requeued = conn.execute(self.sql.REQUEUE_EXPIRED, {"now": now}).fetchall()
+            if cancelled or failed:
+                self._finishing(conn)
         if cancelled or failed:
             self._tasks_finished()
         return rows.recovered(cancelled, failed, requeued)
@@ -506,7 +515,10 @@ class SqlStore(Store):
                     self.sql.COUNT_RUN,
                     {"owner": owner, "day": day, "shard": self._usage_shard(), "shots": shots, "seconds": seconds},
                 )
-        if any(ok and finish.status is not TaskStatus.SUBMITTED for finish, ok in zip(finishes, written, strict=True)):
+            final = any(ok and f.status is not TaskStatus.SUBMITTED for f, ok in zip(finishes, written, strict=True))
+            if final:
+                self._finishing(conn)
+        if final:
             self._tasks_finished()
         return written
 
