@@ -2,7 +2,7 @@
 
 When every measurement comes at the end, Aer samples the shots from the final state; it does so at
 about a microsecond a shot (a Bell task's 1,024 shots take ~0.9 ms, a 1,000-point sweep ~0.4 s),
-most of it spent formatting each shot. Here Aer computes the probabilities once per circuit or
+a cost per shot, not per state. Here Aer computes the probabilities once per circuit or
 sweep point (`save_probabilities`) and NumPy draws the shots: one multinomial draw for counts, or
 `shots` independent draws for memory, which is the same distribution. Only for tasks without a
 seed: a seeded task samples exactly what `AerSimulator.run` samples for that seed.
