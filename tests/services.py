@@ -12,6 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api_server.app import create_app
+from harness.databases import FreshDatabase
 from harness.processes import (  # noqa: F401 - re-exported for the tests
     ROOT,
     Cluster,
@@ -23,8 +24,19 @@ from harness.processes import (  # noqa: F401 - re-exported for the tests
 )
 from shared.config import Settings
 from shared.examples import BELL_QASM3 as BELL_QASM3  # re-exported for the tests
+from shared.sqlite_store import SqliteStore
+from shared.store import Store
 
 TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def open_store(database: FreshDatabase, pool_size: int = 2) -> Store:
+    """A store on this fresh database of the session's backend (not initialized)."""
+    if database.backend == "postgres":
+        from shared.postgres_store import PostgresStore
+
+        return PostgresStore(database.url, pool_size=pool_size)
+    return SqliteStore(str(database.path))
 
 
 BELL_QASM2 = """OPENQASM 2.0;

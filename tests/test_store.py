@@ -17,18 +17,14 @@ from shared.models import Finish, LeaseStatus, NewTask, RunDetails, SubmitOutcom
 from shared.queries import tag_filter
 from shared.sqlite_store import SqliteStore
 from shared.store import DATABASE_CLOCK, Store
+from tests.services import open_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """A fresh store of the session's backend (--backend): the same contract holds on both."""
     database = FreshDatabase(tmp_path)
-    if database.backend == "postgres":
-        from shared.postgres_store import PostgresStore
-
-        s: Store = PostgresStore(database.url, pool_size=2)
-    else:
-        s = SqliteStore(str(database.path))
+    s = open_store(database)
     try:
         s.initialize()
         s.initialize()  # idempotent

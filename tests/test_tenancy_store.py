@@ -14,14 +14,7 @@ from shared.errors import QuotaExceeded
 from shared.models import ApiKey, Finish, NewTask, RunDetails, SubmitOutcome, TaskStatus
 from shared.sqlite_store import SqliteStore
 from shared.store import Store
-
-
-def _open(database: FreshDatabase, pool_size: int = 2) -> Store:
-    if database.backend == "postgres":
-        from shared.postgres_store import PostgresStore
-
-        return PostgresStore(database.url, pool_size=pool_size)
-    return SqliteStore(str(database.path))
+from tests.services import open_store
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def database(tmp_path: Path) -> Iterator[FreshDatabase]:
 
 @pytest.fixture
 def store(database: FreshDatabase) -> Iterator[Store]:
-    s = _open(database, pool_size=8)
+    s = open_store(database, pool_size=8)
     try:
         s.initialize()
         yield s
@@ -103,7 +96,7 @@ def test_fifty_racing_submissions_leave_exactly_the_quota_queued(database: Fresh
     start = threading.Barrier(10)
 
     def submit_five(thread: int) -> None:
-        own = _open(database)  # a connection of its own, as another API process would have
+        own = open_store(database)  # a connection of its own, as another API process would have
         try:
             start.wait()
             for n in range(5):

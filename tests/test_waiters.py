@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +15,11 @@ from api_server import waiters
 from api_server.waiters import CompletionWatcher
 from harness.databases import FreshDatabase
 from shared.models import Finish, NewTask, TaskStatus
-from shared.sqlite_store import SqliteStore
 from shared.store import DATABASE_CLOCK, Store
+from tests.services import open_store
 
 # Were a ring not sent or not heard, the watcher would look again only after an hour.
 NEVER = 3600.0
-
-
-def open_store(database: FreshDatabase) -> Store:
-    if database.backend == "postgres":
-        from shared.postgres_store import PostgresStore
-
-        return PostgresStore(database.url, pool_size=2)
-    return SqliteStore(str(database.path))
 
 
 @pytest.fixture
@@ -46,6 +38,29 @@ async def until(condition: Callable[[], object], what: str, timeout: float = 10)
         await asyncio.sleep(0.005)
 
 
+Scenario = Callable[[CompletionWatcher, Store, Store], Awaitable[None]]
+
+
+def run_watched(database: FreshDatabase, scenario: Scenario) -> None:
+    """Run scenario(watcher, api store, worker store) with a started watcher, then stop and close all."""
+    api, worker = open_store(database), open_store(database)
+    api.initialize()
+
+    async def watched() -> None:
+        watcher = CompletionWatcher(api)
+        watcher.start()
+        try:
+            await scenario(watcher, api, worker)
+        finally:
+            await watcher.stop()
+
+    try:
+        asyncio.run(watched())
+    finally:
+        api.close()
+        worker.close()
+
+
 async def finish_awaited(watcher: CompletionWatcher, api: Store, worker: Store, task_id: str) -> None:
     """Submit task_id, wait on it, let the 'worker' store complete it: the waiter must be answered."""
     api.create_task(task_id, NewTask("c", 10, None), time.time())
@@ -59,31 +74,18 @@ async def finish_awaited(watcher: CompletionWatcher, api: Store, worker: Store, 
 
 def test_a_result_written_by_a_worker_wakes_the_waiting_request(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
-    api, worker = open_store(database), open_store(database)
-    api.initialize()
 
-    async def scenario() -> None:
-        watcher = CompletionWatcher(api)
-        watcher.start()
-        try:
-            assert watcher._bell is not None
-            await finish_awaited(watcher, api, worker, "t1")
-        finally:
-            await watcher.stop()
+    async def scenario(watcher: CompletionWatcher, api: Store, worker: Store) -> None:
+        assert watcher._bell is not None
+        await finish_awaited(watcher, api, worker, "t1")
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        api.close()
-        worker.close()
+    run_watched(database, scenario)
 
 
 @pytest.mark.backend_only("postgres")
 def test_a_doorbell_lost_with_its_connection_is_opened_again(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
     monkeypatch.setattr(waiters, "BELL_RETRY_SECONDS", 0.2)
-    api, worker = open_store(database), open_store(database)
-    api.initialize()
 
     import psycopg
 
@@ -93,24 +95,13 @@ def test_a_doorbell_lost_with_its_connection_is_opened_again(database: FreshData
         with psycopg.connect(database.url, autocommit=True) as conn:
             return len(conn.execute(f"SELECT pid {mine}").fetchall())
 
-    async def scenario() -> None:
-        watcher = CompletionWatcher(api)
-        watcher.start()
-        try:
-            first = watcher._bell
-            assert first is not None and listeners() == 1
-            database.execute(f"SELECT pg_terminate_backend(pid) {mine}")
-            with watcher.waiter("nothing") as _:  # someone waits, so the watcher runs
-                await until(
-                    lambda: watcher._bell is not first and watcher._bell is not None, "the bell to be opened again"
-                )
-            assert listeners() == 1
-            await finish_awaited(watcher, api, worker, "t2")  # answered by the new bell's ring alone
-        finally:
-            await watcher.stop()
+    async def scenario(watcher: CompletionWatcher, api: Store, worker: Store) -> None:
+        first = watcher._bell
+        assert first is not None and listeners() == 1
+        database.execute(f"SELECT pg_terminate_backend(pid) {mine}")
+        with watcher.waiter("nothing") as _:  # someone waits, so the watcher runs
+            await until(lambda: watcher._bell is not first and watcher._bell is not None, "the bell to be opened again")
+        assert listeners() == 1
+        await finish_awaited(watcher, api, worker, "t2")  # answered by the new bell's ring alone
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        api.close()
-        worker.close()
+    run_watched(database, scenario)
