@@ -92,3 +92,31 @@ def test_a_seed_noise_or_a_method_leaves_sampling_to_aer() -> None:
         HEADER + f"qubit[{sampling.MAX_MEASURED + 1}] q;\nbit[{sampling.MAX_MEASURED + 1}] c;\nc = measure q;\n"
     )
     assert sampling.final_measurements(wide) is None
+
+
+# Expectation values come from the state before the final measurements, whichever way it is cut.
+STATE_SHAPES = {
+    "measured last": HEADER + "qubit[2] q;\nbit[2] c;\nh q[0];\nx q[1];\nbarrier q;\nc = measure q;\n",
+    "measured early": HEADER + "qubit[2] q;\nbit[2] c;\nh q[0];\nc[0] = measure q[0];\nx q[1];\nc[1] = measure q[1];\n",
+    "not measured": HEADER + "qubit[2] q;\nh q[0];\nx q[1];\n",
+}
+
+
+@pytest.mark.parametrize("shape", list(STATE_SHAPES))
+def test_the_state_left_for_expectation_values_is_the_one_qiskit_leaves(shape: str) -> None:
+    circuit = parsing.parse(STATE_SHAPES[shape])
+    mine, qiskits = sampling.without_final_measurements(circuit), circuit.remove_final_measurements(inplace=False)
+    gates = lambda c: [(i.operation.name, [c.find_bit(q).index for q in i.qubits]) for i in c.data]  # noqa: E731
+    assert [g for g in gates(mine) if g[0] != "barrier"] == [g for g in gates(qiskits) if g[0] != "barrier"]
+    assert [g for g in gates(circuit) if g[0] != "measure"][:2] == gates(mine)[:2]  # h, x kept in order
+
+
+@pytest.mark.parametrize("shape", list(STATE_SHAPES))
+@pytest.mark.parametrize("method", ["automatic", "density_matrix"])
+def test_expectation_values_are_exact_from_the_state_and_from_aer(shape: str, method: str) -> None:
+    # "IX" is 1 only if the measurement of q[0] (in the middle, or last) is not simulated; the
+    # automatic method reads the state vector back, density_matrix asks Aer for the values.
+    options = {"observables": ["IX", "ZI", [["ZX", 0.5], ["II", 2.0]]], "method": method}
+    result = executor.execute(SIMULATOR, STATE_SHAPES[shape], 100, None, options)
+    assert result.outcome is Outcome.COUNTS, result.error
+    assert result.output["expectation_values"] == pytest.approx([1.0, -1.0, 1.5], abs=1e-12)

@@ -181,18 +181,36 @@ class Simulator:
         """Each observable's exact expectation value at every point, on the state before the final
         measurements (Aer's estimate with measurements left in is wrong), on the density matrix
         when there is noise."""
-        state = circuit.remove_final_measurements(inplace=False)
-        qubits = list(range(state.num_qubits))
-        for index, operator in enumerate(job.observables):
-            state.save_expectation_value(operator, qubits, label=f"ev{index}")
+        state = sampling.without_final_measurements(circuit)
         options: dict[str, Any] = {"shots": 1}
         if job.sweep.binds:
             options["parameter_binds"] = [job.sweep.binds]
+        if self.from_state(state, job):
+            # Aer builds one Python instruction per observable term and per gate of each
+            # save_expectation_value; the state read back once and the values taken in NumPy cost
+            # 3-4 ms less for 10 observables on 12 qubits, and agree with Aer's to rounding.
+            state.save_statevector()
+            vector = self._run(state, seed, job, "statevector", options).data(0)["statevector"]
+            return [[float(vector.expectation_value(operator).real) for operator in job.observables]]
+        qubits = list(range(state.num_qubits))
+        for index, operator in enumerate(job.observables):
+            state.save_expectation_value(operator, qubits, label=f"ev{index}")
         result = self._run(state, seed, job, "density_matrix" if job.noise is not None else job.method, options)
         return [
             [float(result.data(point)[f"ev{index}"].real) for index in range(len(job.observables))]
             for point in range(job.sweep.points)
         ]
+
+    @staticmethod
+    def from_state(state: QuantumCircuit, job: Job) -> bool:
+        """Whether a task's expectation values come from its state vector, read back from Aer: one
+        point, no noise, the automatic or statevector method, a state small enough to copy."""
+        return (
+            job.sweep.points == 1
+            and job.noise is None
+            and job.method in ("automatic", "statevector")
+            and state.num_qubits < PARALLEL_QUBITS
+        )
 
     def _run(self, circuit: QuantumCircuit, seed: int | None, job: Job, method: str, options: dict[str, Any]) -> Any:
         if seed is not None:

