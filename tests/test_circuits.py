@@ -156,7 +156,7 @@ def _check_sweep_and_observables_examples(client: httpx.Client, readme: str, swe
     found = re.search(r'"expectation_values": (\[[^\]]*\])', readme)
     assert found is not None
     values = json.loads(found.group(1))
-    assert [round(v, 9) for v in task["expectation_values"]] == values
+    assert task["expectation_values"] == pytest.approx(values, abs=1e-9)
 
 
 def _check_tags_example(client: httpx.Client, tagged: dict) -> None:
