@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from shared.errors import ConnectionLost
 from shared.models import Claim, Finish, NewTask, RunDetails, TaskStatus
 from shared.sqlite_store import SqliteStore
 from shared.store import DATABASE_CLOCK
+from worker import worker as worker_module
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.worker import Worker
 
@@ -230,3 +234,45 @@ def test_results_whose_write_was_committed_unseen_are_reported_written(
     assert "database write failed, retrying at once: lost the database connection" in caplog.text
     assert "result discarded" not in caplog.text
     assert "task t1 completed" in caplog.text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_an_idle_wait_at_once(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
+) -> None:
+    """An idle worker waiting 60 s for work (the real store's doorbell) stops as soon as the
+    signal comes, and stops cleanly."""
+    monkeypatch.setattr(worker_module, "MAX_IDLE_WAIT_SECONDS", 60.0)
+    worker = Worker(Settings(_env_file=None, poll_interval_seconds=60), store, "w1", child=StandIn(never_runs))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    worker.install_signal_handlers()
+    waiting = threading.Event()
+    monkeypatch.setattr(worker, "_idle", _noting(worker._idle, waiting))
+
+    def send() -> None:
+        if waiting.wait(10):
+            os.kill(os.getpid(), signum)
+
+    sender = threading.Thread(target=send)
+    try:
+        sender.start()
+        started = time.monotonic()
+        assert worker.run() == 0
+        assert time.monotonic() - started < 30, "the worker waited out its idle wait"
+    finally:
+        sender.join()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert waiting.is_set()
+
+
+def never_runs(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:
+    raise AssertionError("the queue is empty: nothing may run")
+
+
+def _noting(idle: Callable[[], None], waiting: threading.Event) -> Callable[[], None]:
+    def noted() -> None:
+        waiting.set()
+        idle()
+
+    return noted

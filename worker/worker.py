@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_WAIT_SECONDS = 1.0
+
+
+class _WokenToStop(Exception):
+    """Raised by the stop signal's handler to end the worker's idle wait at once."""
 
 
 class Retry:
@@ -91,6 +96,7 @@ class Worker:
         )
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
+        self._idle_waiting = False  # the main thread is waiting for work, and a signal may end that
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
         self._chunk: Chunk | None = None
         self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self._task_in_hand)
@@ -106,6 +112,9 @@ class Worker:
         if not self._stopping.is_set():
             self._stop_requested_at = time.monotonic()
             self._stopping.set()
+        if signum is not None and self._idle_waiting:
+            self._idle_waiting = False  # raised once: _idle's caller catches it
+            raise _WokenToStop
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -139,7 +148,8 @@ class Worker:
                 if not claims:
                     if burst:
                         break
-                    self._idle()
+                    with contextlib.suppress(_WokenToStop):
+                        self._idle()
                     continue
                 self._process(claims)
                 handled += len(claims)
@@ -154,9 +164,14 @@ class Worker:
     def _idle(self) -> None:
         # A new task wakes the worker at once (PostgreSQL NOTIFY, or SQLite's wake-up socket;
         # with DATABASE_POLL_ONLY the store just sleeps); the poll interval is only the safety net.
-        # A signal does not cut that wait short, so it lasts at most a second, which bounds how
-        # long a SIGTERM waits on an idle worker.
-        self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
+        # SIGTERM or Ctrl-C ends the wait at once: their handler raises _WokenToStop into it, as
+        # rq's worker raises out of its blocking wait (the store is closed right after).
+        self._idle_waiting = True
+        try:
+            if not self._stopping.is_set():  # a signal just before the flag was set
+                self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
+        finally:
+            self._idle_waiting = False
 
     def _claim(self, at_most: int | None) -> list[Claim]:
         depth = self.store.queue_depth()
