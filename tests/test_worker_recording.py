@@ -250,6 +250,9 @@ def test_a_stop_signal_ends_an_idle_wait_at_once(
     monkeypatch.setattr(worker, "_idle", _noting(worker._idle, waiting))
 
     def send() -> None:
+        # As every thread but the main one in a worker process: a thread that does not block the
+        # signal may take it itself, and the main thread's wait would go on.
+        signal.pthread_sigmask(signal.SIG_BLOCK, worker_module.STOP_SIGNALS)
         if waiting.wait(10):
             os.kill(os.getpid(), signum)
 
