@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Annotated, Any
@@ -229,16 +228,20 @@ async def get_task(
     slashes reach this route, so every unknown id gets the same 404 body.
     """
     if wait <= 0:
-        task = await run_in_threadpool(store.get_task, task_id)
-        if task is None or not caller.may_see(task.owner):
-            raise HTTPException(404, NOT_FOUND)
-        return _task_response(task, caller)
+        return _task_response(_visible(await run_in_threadpool(store.get_task, task_id), caller), caller)
     with watcher.waiter(task_id) as finished:
-        task = await run_in_threadpool(store.get_task, task_id)
-        if task is None or not caller.may_see(task.owner):
-            raise HTTPException(404, NOT_FOUND)
+        task = _visible(await run_in_threadpool(store.get_task, task_id), caller)
         if not task.status.is_terminal:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished, wait)
-            task = await run_in_threadpool(store.get_task, task_id) or task
+            try:
+                task = await asyncio.wait_for(finished, wait)  # as the watcher read it
+            except TimeoutError:
+                latest = await run_in_threadpool(store.get_task, task_id)
+                task = latest or task
     return _task_response(task, caller)
+
+
+def _visible(task: Task | None, caller: Caller) -> Task:
+    """The task, if it exists and the caller may see it; else the 404 an unknown id gets."""
+    if task is None or not caller.may_see(task.owner):
+        raise HTTPException(404, NOT_FOUND)
+    return task

@@ -1,12 +1,16 @@
 """Long-polls: one watcher per API process wakes every waiting request when its task finishes.
 
 Waiters cost little while nothing finishes: the watcher asks the database a cheap "has any task
-finished?", and only when the answer moves does it ask, in one query, which of the awaited tasks
-are done. It asks when the store's finished-tasks doorbell rings (SQLite: a socket beside the
+finished?", and only when the answer moves does it read, in one query, those of the awaited tasks
+that are done; each waiter gets its task as read there, so its request answers without reading it
+again. It asks when the store's finished-tasks doorbell rings (SQLite: a socket beside the
 database; PostgreSQL: a LISTEN; rung after results, cancels and recoveries), and every
 SAFETY_CHECK_SECONDS in case a ring was lost. Without a doorbell (DATABASE_POLL_ONLY, or while a
 lost one cannot be opened again) it asks every millisecond after a change or a new waiter,
 backing off to every 10 ms while nothing moves, so a long simulation is not slowed by the asking.
+
+A new waiter registers before its request reads the task, so a task that finishes after that read
+rings the bell after the waiter is known: with a bell, a newcomer needs no look of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 from starlette.concurrency import run_in_threadpool
 
 from shared.errors import StoreError
+from shared.models import Task
 from shared.store import Store
 from shared.wakeup import Doorbell
 
@@ -33,7 +38,7 @@ BELL_RETRY_SECONDS = 5.0  # how often a lost doorbell is opened again
 class CompletionWatcher:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiting: dict[str, list[asyncio.Future[Task]]] = {}
         self._new_waiter = False
         self._anyone_waiting = asyncio.Event()  # while nobody waits, the watcher sleeps on this
         self._rung = asyncio.Event()  # the doorbell rang since the watcher last asked
@@ -94,12 +99,13 @@ class CompletionWatcher:
 
     @contextlib.contextmanager
     def waiter(self, task_id: str):  # type: ignore[no-untyped-def]
-        """Register before reading the task, so a finish between the read and the wait is not missed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Register before reading the task, so a finish between the read and the wait is not
+        missed; the future's result is the finished task."""
+        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(task_id, []).append(future)
-        self._new_waiter = True
+        if self._bell is None:
+            self._new_waiter = True  # polling: look soon, whatever the version says
         self._anyone_waiting.set()
-        self._rung.set()  # a watcher waiting on its bell looks once for the newcomer too
         try:
             yield future
         finally:
@@ -143,7 +149,7 @@ class CompletionWatcher:
                 logger.warning("long-poll watcher cannot read the database: %s", error)
                 await asyncio.sleep(0.5)
                 continue
-            for task_id in done:
-                for future in self._waiting.pop(task_id, []):
+            for task in done:
+                for future in self._waiting.pop(task.id, []):
                     if not future.done():
-                        future.set_result(None)
+                        future.set_result(task)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from shared.metrics_buckets import QUEUE_WAIT_BUCKETS, RUN_TIME_BUCKETS
-from shared.queries import Q, Queries, with_clock
+from shared.queries import TASK_COLUMNS, Q, Queries, with_clock
 
 CHANNEL = "qtq_tasks"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -390,7 +390,9 @@ SELECT %(metric)s, bound, 0, 0 FROM unnest(%(bounds)s::float8[] || 'Infinity'::f
 ON CONFLICT DO NOTHING
 """
 
-FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
+FINISHED_AMONG = (
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id = ANY(%(ids)s)"
+)
 
 # For the tests and operators: how PostgreSQL finds the rows CLAIM takes.
 EXPLAIN_CLAIM = (

@@ -21,9 +21,10 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from shared import postgres_sql
+from shared import postgres_sql, rows
 from shared.errors import ConnectionLost, StoreBusy, StoreError, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
+from shared.models import Task
 from shared.sql_store import SqlStore, read_only
 
 logger = logging.getLogger(__name__)
@@ -193,9 +194,9 @@ class PostgresStore(SqlStore):
         return random.randrange(postgres_sql.SHARDS)
 
     @read_only
-    def finished_among(self, task_ids: list[str]) -> list[str]:
+    def finished_among(self, task_ids: list[str]) -> list[Task]:
         with self._connect() as conn:
-            return [row["id"] for row in conn.execute(postgres_sql.FINISHED_AMONG, {"ids": task_ids})]
+            return [rows.to_task(row) for row in conn.execute(postgres_sql.FINISHED_AMONG, {"ids": task_ids})]
 
     def listen(self) -> None:
         if not self.poll_only and (self._listener is None or self._listener.closed):

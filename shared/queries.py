@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
-_TASK_COLUMNS = """
+# A whole task, as rows.to_task reads it.
+TASK_COLUMNS = """
 id, status, shots, seed, created_at, started_at, finished_at, result, error, attempts, worker_id,
 lease_expires_at, num_qubits, depth, duration_ms, parse_ms, transpile_ms, cancel_requested, options, output, tags,
 batch_id, owner
@@ -151,7 +152,7 @@ class Queries:
 
     QUEUED_BYTES = "SELECT coalesce(sum(value), 0) AS value FROM counters WHERE name = 'queued_bytes'"
 
-    SELECT_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = :id"
+    SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :id"
 
     SELECT_CIRCUIT = "SELECT circuit, diagram, owner FROM tasks WHERE id = :id"
 
@@ -178,7 +179,7 @@ class Queries:
     """
 
     BATCH_TASKS = f"""
-    SELECT {_TASK_COLUMNS}, batch_index FROM tasks
+    SELECT {TASK_COLUMNS}, batch_index FROM tasks
     WHERE batch_id = :id AND batch_index > :after
     ORDER BY batch_index LIMIT :limit
     """

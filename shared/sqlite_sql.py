@@ -3,7 +3,7 @@
 The rest is written once for both backends in shared.queries. Parameters are always bound.
 """
 
-from shared.queries import Queries, with_clock
+from shared.queries import TASK_COLUMNS, Queries, with_clock
 
 # Each migration brings the schema from version N-1 to N; `PRAGMA user_version` records N.
 MIGRATIONS: list[list[str]] = [
@@ -260,7 +260,9 @@ SELECT ?, NULL, 0 WHERE NOT EXISTS (SELECT 1 FROM histogram_buckets WHERE metric
 """
 
 # One `?` per id is filled in (marks only: the ids themselves are bound).
-FINISHED_AMONG = "SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({marks})"
+FINISHED_AMONG = (
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') AND id IN ({{marks}})"
+)
 
 # For the tests and operators: how SQLite finds the rows CLAIM takes.
 EXPLAIN_CLAIM = "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE status = 'submitted' ORDER BY turn, seq LIMIT 32"

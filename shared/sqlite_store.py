@@ -12,11 +12,11 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shared import sqlite_sql
+from shared import rows, sqlite_sql
 from shared.errors import QuotaExceeded, StoreBusy, StoreError, StoreFull, StoreUnavailable
 from shared.group_commit import GroupCommit
 from shared.metrics_buckets import BUCKETS_BY_METRIC
-from shared.models import SubmitOutcome
+from shared.models import SubmitOutcome, Task
 from shared.sql_store import QueueFull, SqlStore
 from shared.wakeup import FINISHED_TASKS, WakeSocket, wake_all
 
@@ -164,13 +164,13 @@ class SqliteStore(SqlStore):
                 conn.execute(sqlite_sql.SEED_INF_BUCKET, (metric, metric))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def finished_among(self, task_ids: list[str]) -> list[str]:
-        found: list[str] = []
+    def finished_among(self, task_ids: list[str]) -> list[Task]:
+        found: list[Task] = []
         with self._connect() as conn:
             for start in range(0, len(task_ids), 500):
                 chunk = task_ids[start : start + 500]
                 query = sqlite_sql.FINISHED_AMONG.format(marks=",".join("?" * len(chunk)))
-                found += [row["id"] for row in conn.execute(query, chunk)]
+                found += [rows.to_task(row) for row in conn.execute(query, chunk)]
         return found
 
     def _submission(self, attempt: Callable[[Any], tuple[SubmitOutcome, str]]) -> tuple[SubmitOutcome, str]:

@@ -141,8 +141,8 @@ class Store(abc.ABC):
         """A number that changes whenever any task reaches a final state; cheap enough to ask often."""
 
     @abc.abstractmethod
-    def finished_among(self, task_ids: list[str]) -> list[str]:
-        """Which of these tasks are completed, failed or cancelled."""
+    def finished_among(self, task_ids: list[str]) -> list[Task]:
+        """Those of these tasks that are completed, failed or cancelled, whole, as get_task gives them."""
 
     def finished_bell(self) -> Doorbell | None:
         """A doorbell that rings when tasks may have finished, for an event loop to watch; None

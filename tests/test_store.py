@@ -142,6 +142,25 @@ def test_cancel_submitted_at_once_pending_by_request_finished_not_at_all(store: 
         assert outcome is not None and not outcome.changed and outcome.status is state
 
 
+def test_finished_among_gives_the_finished_tasks_whole(store: Store) -> None:
+    """What a long-poll answers with: only completed, failed and cancelled tasks, exactly as
+    get_task reads them, whatever else the list holds."""
+    for name in ("done", "broken", "running", "waiting", "dropped"):
+        store.create_task(name, NewTask("c", 10, None), now=1.0)
+    done, broken, running = (store.claim_next("w", now=2.0, lease_seconds=30) for _ in range(3))
+    assert done is not None and broken is not None and running is not None
+    assert [done.task_id, broken.task_id, running.task_id] == ["done", "broken", "running"]
+    assert store.complete(done, "w", {"0": 6, "1": 4}, now=3.0, details=RunDetails(duration_ms=1.5))
+    assert store.fail(broken, "w", "ParseError: line 1", now=3.0, details=RunDetails())
+    assert store.cancel("dropped", now=3.0) is not None
+    ids = ["done", "broken", "running", "waiting", "dropped", "unknown"] + [f"none{i}" for i in range(600)]
+    found = {task.id: task for task in store.finished_among(ids)}
+    assert set(found) == {"done", "broken", "dropped"}
+    for task_id, task in found.items():
+        assert task == store.get_task(task_id)
+    assert found["done"].result == {"0": 6, "1": 4} and found["broken"].error == "ParseError: line 1"
+
+
 def test_leases_and_heartbeats_run_on_the_database_clock(store: Store) -> None:
     """What the service passes (DATABASE_CLOCK): the database stamps and judges every lease and
     heartbeat by its own clock, which is this machine's here."""
