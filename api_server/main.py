@@ -7,6 +7,7 @@ harness's, which then never races another process for a free port).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import socket
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
     sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
+    # Everything loaded by now (FastAPI, pydantic, the app: ~70,000 objects) lives as long as the
+    # process; frozen, it is left out of the cyclic collector's full passes, ~20 ms each, which
+    # otherwise stall every request in flight now and then.
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run(sockets=sockets)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -100,6 +101,12 @@ def _child_main(
 
     simulator = executor.Simulator(max_memory_mb, threads, limits)
     warm = executor.execute(simulator, executor.WARM_UP_CIRCUIT, 16, 0)
+    # What is loaded now (Qiskit, Aer, NumPy: ~86,000 objects the collector tracks) lives as long as
+    # the process. Frozen, it is left out of the cyclic collector's full passes, each of which
+    # scanned all of it (~20 ms) and fell on a task now and then: the second parse of a 1,000-gate
+    # circuit took 50 ms against 16 ms for the others.
+    gc.collect()
+    gc.freeze()
     _limit_address_space(max_memory_mb)
     conn.send((READY, warm))
     while True:
