@@ -26,6 +26,7 @@ from shared.sqlite_store import SqliteStore
 from shared.store import DATABASE_CLOCK
 from worker import worker as worker_module
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
+from worker.signals import leave_stop_signals_to_the_main_thread
 from worker.worker import Worker
 
 pytestmark = pytest.mark.database_independent
@@ -241,7 +242,7 @@ def test_a_stop_signal_ends_an_idle_wait_at_once(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
 ) -> None:
     """An idle worker waiting 60 s for work (the real store's doorbell) stops as soon as the
-    signal comes, and stops cleanly."""
+    signal comes, and stops cleanly; its helper threads leave the signal to the main thread."""
     monkeypatch.setattr(worker_module, "MAX_IDLE_WAIT_SECONDS", 60.0)
     worker = Worker(Settings(_env_file=None, poll_interval_seconds=60), store, "w1", child=StandIn(never_runs))
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -249,11 +250,15 @@ def test_a_stop_signal_ends_an_idle_wait_at_once(
     waiting = threading.Event()
     monkeypatch.setattr(worker, "_idle", _noting(worker._idle, waiting))
 
+    blocked_in_helpers: list[bool] = []
+
     def send() -> None:
-        # As every thread but the main one in a worker process: a thread that does not block the
-        # signal may take it itself, and the main thread's wait would go on.
-        signal.pthread_sigmask(signal.SIG_BLOCK, worker_module.STOP_SIGNALS)
+        # As the worker's own helper threads do: a thread that does not block the signal may take
+        # it itself (the sender returning from kill() did, under xdist), and the wait would go on.
+        leave_stop_signals_to_the_main_thread()
         if waiting.wait(10):
+            helpers = (worker.leases._thread, worker.housekeeper._thread)
+            blocked_in_helpers.extend(_blocks(thread.native_id, signum) for thread in helpers)
             os.kill(os.getpid(), signum)
 
     sender = threading.Thread(target=send)
@@ -267,6 +272,14 @@ def test_a_stop_signal_ends_an_idle_wait_at_once(
         for number, handler in previous.items():
             signal.signal(number, handler)
     assert waiting.is_set()
+    assert blocked_in_helpers == [True, True], "the lease keeper and the housekeeper must block it"
+
+
+def _blocks(thread_id: int | None, signum: int) -> bool:
+    """Whether the thread blocks the signal, from the kernel's view of it."""
+    status = Path(f"/proc/self/task/{thread_id}/status").read_text()
+    blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+    return bool(blocked >> (signum - 1) & 1)
 
 
 def never_runs(worker: Worker, should_abort: Callable[[], bool]) -> RunResult:

@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.errors import StoreError
 from shared.models import TaskStatus
 from shared.store import DATABASE_CLOCK, Store
+from worker.signals import leave_stop_signals_to_the_main_thread
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Housekeeper:
         self._thread.start()
 
     def _run(self) -> None:
+        leave_stop_signals_to_the_main_thread()
         while not self._stop.wait(self.interval):
             self._tick()
 

@@ -10,7 +10,7 @@ from shared.backends import open_store
 from shared.config import get_settings
 from shared.errors import StoreError
 from shared.logs import configure_logging
-from worker.worker import Worker, leave_stop_signals_to_the_main_thread
+from worker.worker import Worker
 
 logger = logging.getLogger("worker")
 
@@ -23,7 +23,6 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings, "worker")
-    leave_stop_signals_to_the_main_thread()
     store = open_store(settings, pool_size=4)  # the loop, the lease heartbeat, the presence beat
     try:
         store.initialize()

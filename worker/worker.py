@@ -32,16 +32,6 @@ STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_WAIT_SECONDS = 1.0
 
 
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-def leave_stop_signals_to_the_main_thread() -> None:
-    """Block SIGTERM and SIGINT in the calling (main) thread until Worker.run unblocks them there,
-    so that every thread started meanwhile (the database pool's, the lease keeper, the
-    housekeeper) leaves them to the main thread: only there can they end an idle wait at once."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-
-
 class _WokenToStop(Exception):
     """Raised by the stop signal's handler to end the worker's idle wait at once."""
 
@@ -142,7 +132,6 @@ class Worker:
         self.housekeeper.start()
         self.leases.start()
         self.store.listen()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # see leave_stop_signals_to_the_main_thread
         logger.info("worker %s started on database %s", self.worker_id, self.settings.database_label)
         handled = 0
         retry = Retry()
