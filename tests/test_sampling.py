@@ -121,3 +121,42 @@ def test_expectation_values_are_exact_from_the_state_and_from_aer(shape: str, me
     result = executor.execute(SIMULATOR, STATE_SHAPES[shape], 100, None, options)
     assert result.outcome is Outcome.COUNTS, result.error
     assert result.output["expectation_values"] == pytest.approx([1.0, -1.0, 1.5], abs=1e-12)
+
+
+# A circuit that collapses its state before the end has no single state to take values on.
+COLLAPSING = {
+    "a measurement other gates follow": (
+        HEADER + "qubit[2] q;\nbit[2] c;\nh q[0];\nc[0] = measure q[0];\nh q[0];\nc[1] = measure q[1];\n",
+        "it measures q[0] before its last operations",
+    ),
+    "a measurement an if reads": (
+        HEADER + "qubit[2] q;\nbit[2] c;\nh q[0];\nc[0] = measure q[0];\nif (c[0]) { x q[1]; }\n",
+        "it measures q[0] before its last operations",
+    ),
+    "a reset after a gate": (HEADER + "qubit[2] q;\nh q[0];\nreset q[0];\n", "it resets q[0] after operating on it"),
+    "a measurement in a loop": (
+        HEADER + "qubit[2] q;\nbit[1] c;\nh q[0];\nfor int i in [0:1] { c[0] = measure q[0]; }\nx q[1];\n",
+        "a for-loop block in it measures or resets",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(COLLAPSING))
+def test_observables_of_a_circuit_that_collapses_before_its_end_fail_saying_why(shape: str) -> None:
+    # Before, the feed-forward circuit gave ZZ = 0 (its measurement dropped, the `if` never taken)
+    # and the others one random branch's value.
+    text, reason = COLLAPSING[shape]
+    result = executor.execute(SIMULATOR, text, 100, None, {"observables": ["ZZ"]})
+    assert result.outcome is Outcome.ERROR
+    assert result.error == (
+        "ObservableError: expectation values are taken on the state before the final measurements, and this "
+        f"circuit has no single one: {reason}; measure only at the end, or ask for counts instead"
+    )
+    if "measure" in text:  # counts, as the message suggests, still come
+        assert executor.execute(SIMULATOR, text, 100, None).outcome is Outcome.COUNTS
+
+
+def test_a_reset_before_any_gate_keeps_the_state_single() -> None:
+    text = HEADER + "qubit[2] q;\nbit[2] c;\nreset q;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n"
+    result = executor.execute(SIMULATOR, text, 100, None, {"observables": ["ZZ", "XX"]})
+    assert result.output["expectation_values"] == pytest.approx([1.0, 1.0], abs=1e-12)

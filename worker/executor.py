@@ -182,6 +182,15 @@ class Simulator:
         measurements (Aer's estimate with measurements left in is wrong), on the density matrix
         when there is noise."""
         state = sampling.without_final_measurements(circuit)
+        collapse = sampling.collapse_before_the_end(circuit)
+        if collapse is None and "measure" in state.count_ops():  # one Qiskit did not take as final
+            collapse = "it measures before its last operations"
+        if collapse is not None:
+            raise TaskError(
+                "ObservableError",
+                f"expectation values are taken on the state before the final measurements, and this "
+                f"circuit has no single one: {collapse}; measure only at the end, or ask for counts instead",
+            )
         options: dict[str, Any] = {"shots": 1}
         if job.sweep.binds:
             options["parameter_binds"] = [job.sweep.binds]

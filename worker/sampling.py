@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import Gate
+from qiskit.circuit import ControlFlowOp, Gate
 
 from worker.keys import KeyFormat
 
@@ -90,6 +90,53 @@ def final_measurements(circuit: QuantumCircuit) -> FinalMeasurements | None:
     state = _head(circuit, start)
     state.save_probabilities(qubits)
     return FinalMeasurements(state, qubits, values, KeyFormat(circuit))
+
+
+def collapse_before_the_end(circuit: QuantumCircuit) -> str | None:
+    """What makes the state before the final measurements random, if anything: a measurement that
+    other operations follow (the one an `if` reads included), one inside a loop or a condition, or
+    a reset of a qubit already operated on. That state is what expectation values are taken on, so
+    such a circuit has no single one; a reset before any gate on its qubit is deterministic."""
+    data = circuit.data
+    start = _tail_start(circuit)
+    later_qubits = {
+        qubit for instruction in data[start:] if instruction.operation.name == "measure" for qubit in instruction.qubits
+    }
+    read_clbits: set[Any] = set()
+    for instruction in reversed(data[:start]):  # what comes after each measurement
+        operation = instruction.operation
+        if operation.name == "measure" and (
+            instruction.qubits[0] in later_qubits or instruction.clbits[0] in read_clbits
+        ):
+            return f"it measures {_bit_name(circuit, instruction.qubits[0])} before its last operations"
+        if isinstance(operation, ControlFlowOp):
+            if any(_collapses(block) for block in operation.blocks):
+                return f"a {operation.name.replace('_', '-')} block in it measures or resets"
+            read_clbits.update(instruction.clbits)
+        if operation.name != "barrier":
+            later_qubits.update(instruction.qubits)
+    touched: set[Any] = set()
+    for instruction in data[:start]:  # what comes before each reset
+        if instruction.operation.name == "reset" and instruction.qubits[0] in touched:
+            return f"it resets {_bit_name(circuit, instruction.qubits[0])} after operating on it"
+        if instruction.operation.name != "barrier":
+            touched.update(instruction.qubits)
+    return None
+
+
+def _collapses(block: QuantumCircuit) -> bool:
+    for instruction in block.data:
+        operation = instruction.operation
+        if operation.name in ("measure", "reset"):
+            return True
+        if isinstance(operation, ControlFlowOp) and any(_collapses(inner) for inner in operation.blocks):
+            return True
+    return False
+
+
+def _bit_name(circuit: QuantumCircuit, bit: Any) -> str:
+    registers = circuit.find_bit(bit).registers
+    return f"{registers[0][0].name}[{registers[0][1]}]" if registers else f"qubit {circuit.find_bit(bit).index}"
 
 
 def without_final_measurements(circuit: QuantumCircuit) -> QuantumCircuit:
