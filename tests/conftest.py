@@ -40,6 +40,16 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def fresh_database(tmp_path: Path) -> Iterator[databases.FreshDatabase]:
+    """A fresh database of the session's backend, dropped after the test."""
+    made = databases.FreshDatabase(tmp_path)
+    try:
+        yield made
+    finally:
+        made.drop()
+
+
+@pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator[type]:
     """Private clusters for tests that kill, stop or reconfigure processes; always local."""
     made: list[Cluster] = []

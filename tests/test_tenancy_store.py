@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,17 +17,8 @@ from tests.services import open_store
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[FreshDatabase]:
-    made = FreshDatabase(tmp_path)
-    try:
-        yield made
-    finally:
-        made.drop()
-
-
-@pytest.fixture
-def store(database: FreshDatabase) -> Iterator[Store]:
-    s = open_store(database, pool_size=8)
+def store(fresh_database: FreshDatabase) -> Iterator[Store]:
+    s = open_store(fresh_database, pool_size=8)
     try:
         s.initialize()
         yield s
@@ -90,13 +80,13 @@ def test_a_quota_refuses_what_would_pass_it_and_counts_running_tasks(store: Stor
     assert store.create_task("x", NewTask("c", 10, owner="bob"), now=5.0, quota=1)
 
 
-def test_fifty_racing_submissions_leave_exactly_the_quota_queued(database: FreshDatabase, store: Store) -> None:
+def test_fifty_racing_submissions_leave_exactly_the_quota_queued(fresh_database: FreshDatabase, store: Store) -> None:
     store.create_key(_key("alice", max_queued=10), "hash-a")
     outcomes: list[str] = []
     start = threading.Barrier(10)
 
     def submit_five(thread: int) -> None:
-        own = open_store(database)  # a connection of its own, as another API process would have
+        own = open_store(fresh_database)  # a connection of its own, as another API process would have
         try:
             start.wait()
             for n in range(5):

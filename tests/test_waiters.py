@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -20,15 +19,6 @@ from tests.services import open_store
 
 # Were a ring not sent or not heard, the watcher would look again only after an hour.
 NEVER = 3600.0
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[FreshDatabase]:
-    made = FreshDatabase(tmp_path)
-    try:
-        yield made
-    finally:
-        made.drop()
 
 
 async def until(condition: Callable[[], object], what: str, timeout: float = 10) -> None:
@@ -72,18 +62,18 @@ async def finish_awaited(watcher: CompletionWatcher, api: Store, worker: Store, 
         await asyncio.wait_for(finished, timeout=10)
 
 
-def test_a_result_written_by_a_worker_wakes_the_waiting_request(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_result_written_by_a_worker_wakes_the_waiting_request(fresh_database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
 
     async def scenario(watcher: CompletionWatcher, api: Store, worker: Store) -> None:
         assert watcher._bell is not None
         await finish_awaited(watcher, api, worker, "t1")
 
-    run_watched(database, scenario)
+    run_watched(fresh_database, scenario)
 
 
 @pytest.mark.backend_only("postgres")
-def test_a_doorbell_lost_with_its_connection_is_opened_again(database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_doorbell_lost_with_its_connection_is_opened_again(fresh_database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
     monkeypatch.setattr(waiters, "BELL_RETRY_SECONDS", 0.2)
 
@@ -92,16 +82,16 @@ def test_a_doorbell_lost_with_its_connection_is_opened_again(database: FreshData
     mine = "FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN qtq_finished'"
 
     def listeners() -> int:
-        with psycopg.connect(database.url, autocommit=True) as conn:
+        with psycopg.connect(fresh_database.url, autocommit=True) as conn:
             return len(conn.execute(f"SELECT pid {mine}").fetchall())
 
     async def scenario(watcher: CompletionWatcher, api: Store, worker: Store) -> None:
         first = watcher._bell
         assert first is not None and listeners() == 1
-        database.execute(f"SELECT pg_terminate_backend(pid) {mine}")
+        fresh_database.execute(f"SELECT pg_terminate_backend(pid) {mine}")
         with watcher.waiter("nothing") as _:  # someone waits, so the watcher runs
             await until(lambda: watcher._bell is not first and watcher._bell is not None, "the bell to be opened again")
         assert listeners() == 1
         await finish_awaited(watcher, api, worker, "t2")  # answered by the new bell's ring alone
 
-    run_watched(database, scenario)
+    run_watched(fresh_database, scenario)
