@@ -46,6 +46,13 @@ def _task_response(task: Task, caller: Caller, status_code: int = 200) -> JSONRe
     return JSONResponse(status_code=status_code, content=public_view(task, show_owner=caller.admin))
 
 
+def _visible(task: Task | None, caller: Caller) -> Task:
+    """The task, if it exists and the caller may see it; else the 404 an unknown id gets."""
+    if task is None or not caller.may_see(task.owner):
+        raise HTTPException(404, NOT_FOUND)
+    return task
+
+
 def owner_filter(caller: Caller, owner: str | None) -> str | None:
     """Whose tasks a list shows: the caller's own, or (admins, open mode) everyone's or the named key's."""
     if caller.sees_all:
@@ -182,9 +189,7 @@ def cancel_task(task_id: str, caller: CallerDep, store: StoreDep) -> JSONRespons
     """A submitted task is cancelled at once; a pending one is stopped by its worker."""
     if not caller.sees_all:
         # Another key's task is answered as if it did not exist (its owner never changes).
-        found = store.get_task(task_id)
-        if found is None or not caller.may_see(found.owner):
-            raise HTTPException(404, NOT_FOUND)
+        _visible(store.get_task(task_id), caller)
     outcome = store.cancel(task_id, time.time())
     if outcome is None:
         raise HTTPException(404, NOT_FOUND)
@@ -238,10 +243,3 @@ async def get_task(
                 latest = await run_in_threadpool(store.get_task, task_id)
                 task = latest or task
     return _task_response(task, caller)
-
-
-def _visible(task: Task | None, caller: Caller) -> Task:
-    """The task, if it exists and the caller may see it; else the 404 an unknown id gets."""
-    if task is None or not caller.may_see(task.owner):
-        raise HTTPException(404, NOT_FOUND)
-    return task
