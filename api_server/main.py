@@ -7,7 +7,6 @@ harness's, which then never races another process for a free port).
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import socket
@@ -18,6 +17,7 @@ from api_server import connections, descriptors
 from api_server.app import create_app
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.runtime import freeze_what_is_loaded
 from shared.store import Store
 
 logger = logging.getLogger(__name__)
@@ -64,11 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
     sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
-    # Everything loaded by now (FastAPI, pydantic, the app: ~70,000 objects) lives as long as the
-    # process; frozen, it is left out of the cyclic collector's full passes, ~20 ms each, which
-    # otherwise stall every request in flight now and then.
-    gc.collect()
-    gc.freeze()
+    freeze_what_is_loaded()
     uvicorn.Server(config).run(sockets=sockets)
 
 

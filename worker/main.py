@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 
 from shared.backends import open_store
 from shared.config import get_settings
 from shared.errors import StoreError
 from shared.logs import configure_logging
+from shared.runtime import freeze_what_is_loaded
 from worker.worker import Worker
 
 logger = logging.getLogger("worker")
@@ -31,10 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     worker = Worker(settings, store)
     worker.install_signal_handlers()
-    # What is loaded by now lives as long as the process: frozen, it is left out of the cyclic
-    # collector's full passes (~20 ms each), which would otherwise stall a claim now and then.
-    gc.collect()
-    gc.freeze()
+    freeze_what_is_loaded()
     worker.run(burst=args.burst, max_tasks=args.max_tasks)
     return 0
 

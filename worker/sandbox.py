@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import gc
 import itertools
 import logging
 import multiprocessing
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.logs import OneLineFormatter
+from shared.runtime import freeze_what_is_loaded
 from worker.circuit_limits import CircuitLimits
 from worker.messages import memory_limit_error
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
@@ -101,12 +101,7 @@ def _child_main(
 
     simulator = executor.Simulator(max_memory_mb, threads, limits)
     warm = executor.execute(simulator, executor.WARM_UP_CIRCUIT, 16, 0)
-    # What is loaded now (Qiskit, Aer, NumPy: ~86,000 objects the collector tracks) lives as long as
-    # the process. Frozen, it is left out of the cyclic collector's full passes, each of which
-    # scanned all of it (~20 ms) and fell on a task now and then: the second parse of a 1,000-gate
-    # circuit took 50 ms against 16 ms for the others.
-    gc.collect()
-    gc.freeze()
+    freeze_what_is_loaded()
     _limit_address_space(max_memory_mb)
     conn.send((READY, warm))
     while True:
