@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import signal
 import threading
 import time
@@ -26,7 +25,6 @@ from shared.sqlite_store import SqliteStore
 from shared.store import DATABASE_CLOCK
 from worker import worker as worker_module
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
-from worker.signals import leave_stop_signals_to_the_main_thread
 from worker.worker import Worker
 
 pytestmark = pytest.mark.database_independent
@@ -253,13 +251,14 @@ def test_a_stop_signal_ends_an_idle_wait_at_once(
     blocked_in_helpers: list[bool] = []
 
     def send() -> None:
-        # As the worker's own helper threads do: a thread that does not block the signal may take
-        # it itself (the sender returning from kill() did, under xdist), and the wait would go on.
-        leave_stop_signals_to_the_main_thread()
         if waiting.wait(10):
             helpers = (worker.leases._thread, worker.housekeeper._thread)
             blocked_in_helpers.extend(_blocks(thread.native_id, signum) for thread in helpers)
-            os.kill(os.getpid(), signum)
+            # To the main thread itself: this test process holds threads of its own (pytest's,
+            # earlier tests' pools) that do not block the signal and could take one sent to the
+            # process. In a worker process the helpers block it (checked above), so the kernel
+            # leaves it to the main thread.
+            signal.pthread_kill(threading.main_thread().ident or 0, signum)
 
     sender = threading.Thread(target=send)
     try:
