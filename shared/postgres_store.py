@@ -26,6 +26,7 @@ from shared.errors import ConnectionLost, StoreBusy, StoreError, StoreUnavailabl
 from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.models import Task
 from shared.sql_store import SqlStore, read_only
+from shared.wakeup import wait_readable
 
 logger = logging.getLogger(__name__)
 
@@ -223,24 +224,33 @@ class PostgresStore(SqlStore):
             self._listener.close()
             self._listener = None
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Block until a NOTIFY says a task arrived; the poll behind it is slow (a safety net only)."""
+    def wait_for_work(self, timeout: float, interrupt: int | None = None) -> None:
+        """Block until a NOTIFY says a task arrived; the poll behind it is slow (a safety net only).
+        The wait is a select() of our own rather than psycopg's, so that `interrupt` can end it."""
         if self.poll_only:
-            time.sleep(timeout)
+            wait_readable(timeout, interrupt)
             return
         if self._listener is None or self._listener.closed:
             # Not listening: a NOTIFY sent meanwhile was missed, so once LISTEN is back the caller
             # looks for work at once; while it cannot be, it polls.
             if not self._open_listener():
-                time.sleep(min(timeout, LISTEN_SAFETY_POLL_SECONDS))
+                wait_readable(min(timeout, LISTEN_SAFETY_POLL_SECONDS), interrupt)
             return
         try:
-            for _ in self._listener.notifies(timeout=max(timeout, LISTEN_SAFETY_POLL_SECONDS), stop_after=1):
-                pass
+            if self._take_notifies():  # one that came with an earlier answer, or just now
+                return
+            listening = self._listener.fileno()
+            if listening in wait_readable(max(timeout, LISTEN_SAFETY_POLL_SECONDS), listening, interrupt):
+                self._take_notifies()
         except psycopg.Error as error:
             # Cut or the server went away: back to the caller, which looks for work, then LISTENs again.
             logger.warning("LISTEN connection lost, listening again: %s", _reason(error))
             self._close_listener()
+
+    def _take_notifies(self) -> bool:
+        """Read the notifications waiting on the LISTEN connection, without blocking."""
+        assert self._listener is not None
+        return any(True for _ in self._listener.notifies(timeout=0))
 
     def _finishing(self, conn: psycopg.Connection[Any]) -> None:
         if not self.poll_only:

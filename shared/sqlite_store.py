@@ -191,10 +191,10 @@ class SqliteStore(SqlStore):
         if self._doorbell is None:
             self._doorbell = WakeSocket(self.path)
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float, interrupt: int | None = None) -> None:
         self.listen()
         assert self._doorbell is not None
-        self._doorbell.wait(timeout)
+        self._doorbell.wait(timeout, interrupt)
 
     def close(self) -> None:
         if self._doorbell is not None:

@@ -39,9 +39,10 @@ class Store(abc.ABC):
         """Start receiving new-task wake-ups; a worker calls it before its first look for work."""
 
     @abc.abstractmethod
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float, interrupt: int | None = None) -> None:
         """Block until a new task may have arrived, or at most timeout seconds (a backend that cannot
-        be woken just sleeps): the caller looks for work again either way."""
+        be woken just sleeps): the caller looks for work again either way. The wait also ends as
+        soon as the file descriptor `interrupt` is readable (a worker's signal bell)."""
 
     def close(self) -> None:  # noqa: B027 - optional: only backends holding connections override it
         """Release connections; the store is not used afterwards."""

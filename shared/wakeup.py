@@ -28,6 +28,13 @@ def wake_folder(database_path: str, bell: str = NEW_TASKS) -> Path:
     return Path(database_path + bell)
 
 
+def wait_readable(timeout: float, *fds: int | None) -> list[int]:
+    """Block until one of the file descriptors is readable, or for timeout seconds; None entries
+    are left out (with none left, it is a sleep). Returns the readable ones."""
+    ready, _, _ = select.select([fd for fd in fds if fd is not None], [], [], timeout)
+    return ready
+
+
 def wake_all(database_path: str, bell: str = NEW_TASKS) -> None:
     """Nudge every listener of this bell beside this database; never raises."""
     folder = wake_folder(database_path, bell)
@@ -73,12 +80,10 @@ class WakeSocket:
             return
         self.path, self.sock = path, sock
 
-    def wait(self, timeout: float) -> None:
-        if self.sock is None:
-            select.select([], [], [], timeout)
-            return
-        ready, _, _ = select.select([self.sock], [], [], timeout)
-        if ready:
+    def wait(self, timeout: float, interrupt: int | None = None) -> None:
+        """Return at the first ring, when `interrupt` becomes readable, or after the timeout."""
+        own = self.sock.fileno() if self.sock is not None else None
+        if own is not None and own in wait_readable(timeout, own, interrupt):
             self.drain()
 
     def fileno(self) -> int:

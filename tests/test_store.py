@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -337,6 +338,18 @@ def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
     store.create_task("t", NewTask("c", 10, None), now=1.0)  # rings even if the wait has not begun yet
     waiter.join(10)
     assert not waiter.is_alive(), "the submission did not wake the waiting worker"
+
+
+def test_a_readable_interrupt_ends_the_wait_for_work(store: Store) -> None:
+    """The worker's signal bell: a wait given a readable file descriptor returns at once, as it
+    must for a stop signal that came just before the wait began."""
+    store.listen()
+    bell, ring = socket.socketpair()
+    with bell, ring:
+        ring.send(b"\x0f")
+        started = time.monotonic()
+        store.wait_for_work(30.0, bell.fileno())
+        assert time.monotonic() - started < 10, "the wait did not watch the interrupt"
 
 
 def test_queued_bytes_bound_the_unfinished_circuits(store: Store) -> None:

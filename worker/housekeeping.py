@@ -13,7 +13,6 @@ from shared.config import Settings
 from shared.errors import StoreError
 from shared.models import TaskStatus
 from shared.store import DATABASE_CLOCK, Store
-from worker.signals import leave_stop_signals_to_the_main_thread
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ class Housekeeper:
         self._thread.start()
 
     def _run(self) -> None:
-        leave_stop_signals_to_the_main_thread()
         while not self._stop.wait(self.interval):
             self._tick()
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from shared.errors import StoreError
 from shared.models import Claim, LeaseStatus
 from shared.store import Store
-from worker.signals import leave_stop_signals_to_the_main_thread
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,6 @@ class LeaseKeeper:
                 self._held.pop(task_id, None)
 
     def _run(self) -> None:
-        leave_stop_signals_to_the_main_thread()
         while not self._stop.wait(self.interval):
             with self._renewing:
                 held = [lease for lease in self._held.values() if not lease.lost.is_set()]

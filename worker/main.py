@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot start: %s", error)
         return 1
     worker = Worker(settings, store)
-    worker.install_signal_handlers()
     freeze_what_is_loaded()
-    worker.run(burst=args.burst, max_tasks=args.max_tasks)
+    with worker.signals_handled():
+        worker.run(burst=args.burst, max_tasks=args.max_tasks)
     return 0
 
 

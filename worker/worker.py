@@ -25,15 +25,12 @@ from worker.housekeeping import Housekeeper
 from worker.lease import LeaseKeeper
 from worker.results import Outcome, RunControl, RunResult, SimulationJob
 from worker.sandbox import SimulationChild
+from worker.signals import STOP_SIGNALS, SignalBell
 
 logger = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
 MAX_IDLE_WAIT_SECONDS = 1.0
-
-
-class _WokenToStop(Exception):
-    """Raised by the stop signal's handler to end the worker's idle wait at once."""
 
 
 class Retry:
@@ -96,7 +93,7 @@ class Worker:
         )
         self._stopping = threading.Event()
         self._stop_requested_at = 0.0
-        self._idle_waiting = False  # the main thread is waiting for work, and a signal may end that
+        self._signal_bell: SignalBell | None = None  # while signals_handled(): ends an idle wait
         self.leases = LeaseKeeper(store, self.worker_id, settings.lease_seconds)
         self._chunk: Chunk | None = None
         self.housekeeper = Housekeeper(store, settings, self.worker_id, task_in_hand=self._task_in_hand)
@@ -112,13 +109,19 @@ class Worker:
         if not self._stopping.is_set():
             self._stop_requested_at = time.monotonic()
             self._stopping.set()
-        if signum is not None and self._idle_waiting:
-            self._idle_waiting = False  # raised once: _idle's caller catches it
-            raise _WokenToStop
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+    @contextlib.contextmanager
+    def signals_handled(self) -> Iterator[None]:
+        """SIGTERM and Ctrl-C ask for a graceful stop, and end an idle wait at once through the
+        signal bell; the previous handlers are back afterwards. Call it in the main thread."""
+        previous = {number: signal.signal(number, self.request_stop) for number in STOP_SIGNALS}
+        try:
+            with SignalBell() as self._signal_bell:
+                yield
+        finally:
+            self._signal_bell = None
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def _past_grace(self) -> bool:
         return (
@@ -148,8 +151,7 @@ class Worker:
                 if not claims:
                     if burst:
                         break
-                    with contextlib.suppress(_WokenToStop):
-                        self._idle()
+                    self._idle()
                     continue
                 self._process(claims)
                 handled += len(claims)
@@ -164,14 +166,13 @@ class Worker:
     def _idle(self) -> None:
         # A new task wakes the worker at once (PostgreSQL NOTIFY, or SQLite's wake-up socket;
         # with DATABASE_POLL_ONLY the store just sleeps); the poll interval is only the safety net.
-        # SIGTERM or Ctrl-C ends the wait at once: their handler raises _WokenToStop into it, as
-        # rq's worker raises out of its blocking wait (the store is closed right after).
-        self._idle_waiting = True
-        try:
-            if not self._stopping.is_set():  # a signal just before the flag was set
-                self.store.wait_for_work(min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS))
-        finally:
-            self._idle_waiting = False
+        # SIGTERM or Ctrl-C ends the wait at once too: the wait watches the signal bell.
+        bell = self._signal_bell
+        self.store.wait_for_work(
+            min(self.settings.poll_interval_seconds, MAX_IDLE_WAIT_SECONDS), bell.fileno() if bell else None
+        )
+        if bell is not None:
+            bell.drain()
 
     def _claim(self, at_most: int | None) -> list[Claim]:
         depth = self.store.queue_depth()
