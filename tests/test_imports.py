@@ -82,9 +82,19 @@ def test_only_the_workers_circuit_modules_import_qiskit() -> None:
                     names = [node.module]
                 if any(name.split(".")[0] in ("qiskit", "qiskit_aer") for name in names):
                     importers.add(_module_name(path))
-    assert importers == {"worker.parsing", "worker.executor", "worker.program", "worker.keys", "worker.sampling"}
+    assert importers == {
+        "worker.parsing",
+        "worker.executor",
+        "worker.program",
+        "worker.keys",
+        "worker.sampling",
+        "worker.circuit_cache",
+    }
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    modules = "`worker/parsing.py`, `worker/executor.py`, `worker/program.py`, `worker/keys.py`, `worker/sampling.py`"
+    modules = (
+        "`worker/parsing.py`, `worker/executor.py`, `worker/program.py`, `worker/keys.py`, `worker/sampling.py`, "
+        "`worker/circuit_cache.py`"
+    )
     assert f"({modules})" in readme
 
 

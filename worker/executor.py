@@ -24,6 +24,7 @@ from qiskit_aer import AerSimulator
 from shared.examples import BELL_QASM3
 from shared.models import RunDetails
 from worker import circuit_limits, program, sampling
+from worker.circuit_cache import CircuitCache, Parsed
 from worker.circuit_limits import CircuitLimits, LimitExceeded
 from worker.keys import KeyFormat
 from worker.messages import TaskError, describe_unexpected, memory_limit_error
@@ -84,6 +85,7 @@ class Simulator:
         self.threads = threads
         self.max_memory_mb = max_memory_mb
         self.limits = limits or CircuitLimits()
+        self.circuits = CircuitCache()
         self.backend = AerSimulator(max_memory_mb=max_memory_mb, **options)
         self.native = frozenset(self.backend.configuration().basis_gates) | {"measure", "barrier"}
         basis = sorted(self.native)
@@ -320,30 +322,37 @@ class _Loaded:
 
 
 def _load(simulator: Simulator, circuit_text: str, options: dict[str, Any], facts: dict[str, Any]) -> _Loaded:
-    """Limits, parse, options and unrolling; fills `facts` as they become known. Raises the task's error."""
+    """Limits, parse, options and unrolling (the circuit part skipped for a text the child has
+    just run, see worker.circuit_cache); fills `facts` as they become known. Raises the task's error."""
     started = time.perf_counter()
-    circuit_limits.check_text(circuit_text, simulator.limits)
-    circuit = parse(circuit_text)
-    circuit_limits.check_circuit(circuit, simulator.limits, simulator.native)
-    facts.update(parse_ms=(time.perf_counter() - started) * 1000, **describe(circuit))
+    parsed = simulator.circuits.get(circuit_text)
+    fresh = parsed is None
+    if parsed is None:
+        circuit_limits.check_text(circuit_text, simulator.limits)
+        circuit = parse(circuit_text)
+        circuit_limits.check_circuit(circuit, simulator.limits, simulator.native)
+        measures = "measure" in set(_operation_names(circuit))
+        parsed = Parsed(circuit, circuit, describe(circuit), measures)
+    facts.update(parse_ms=(time.perf_counter() - started) * 1000, **parsed.facts)
     job = Job(
-        sweep=program.sweep(circuit, options.get("parameters")),
-        observables=program.observables(options.get("observables"), circuit.num_qubits),
+        sweep=program.sweep(parsed.circuit, options.get("parameters")),
+        observables=program.observables(options.get("observables"), parsed.circuit.num_qubits),
         memory=bool(options.get("memory")),
         method=options.get("method", "automatic"),
     )
-    measures = "measure" in set(_operation_names(circuit))
-    if not measures and not job.observables:
+    if not parsed.measures and not job.observables:
         raise TaskError(
             "NoMeasurements",
             "the circuit measures nothing, so there are no counts; add measurements, e.g. "
             "`c = measure q;` (OpenQASM 3) or `measure q -> c;` (OpenQASM 2), or ask for observables",
         )
     started = time.perf_counter()
-    prepared = simulator.prepare(circuit)
-    job = replace(job, noise=program.noise_model(options.get("noise"), prepared))
+    if fresh:
+        parsed = replace(parsed, prepared=simulator.prepare(parsed.circuit))
+        simulator.circuits.put(circuit_text, parsed)
+    job = replace(job, noise=program.noise_model(options.get("noise"), parsed.prepared))
     facts["transpile_ms"] = (time.perf_counter() - started) * 1000
-    return _Loaded(prepared, job, measures)
+    return _Loaded(parsed.prepared, job, parsed.measures)
 
 
 def execute(

@@ -1,0 +1,64 @@
+"""The last few circuits the simulation child parsed, kept ready to run again.
+
+Researchers send the same circuit text over and over: an optimizer loop (VQE, QAOA) submits its
+ansatz with new `parameters` or `observables` each step, a notebook re-runs a cell. Parsing,
+checking and unrolling a 140-gate, 12-qubit ansatz takes 3-7 ms, as long as simulating it; a
+text seen recently skips all of it.
+
+The key is the whole text, so a hit is exactly what parsing it again would give. Only circuits
+that parsed, passed the limits and unrolled are kept, as a copy; every task gets its own copy
+of the circuit it runs, so nothing a task does to it reaches the next one. The cache is small
+and holds short texts only: what it keeps counts against the child's memory limit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from qiskit import QuantumCircuit
+
+CACHED_CIRCUITS = 8
+# A text longer than this is not kept (its circuit is large, and its simulation is rarely short).
+CACHED_TEXT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A circuit text parsed and checked: the circuit as parsed, in Aer's gates, and its facts."""
+
+    circuit: QuantumCircuit  # as parsed: its parameters are the ones a sweep binds (only read)
+    prepared: QuantumCircuit  # what runs; the same object when nothing needed unrolling
+    facts: dict[str, Any]  # describe(): width, depth, the drawing
+    measures: bool
+
+
+class CircuitCache:
+    """Least recently used first out, at most CACHED_CIRCUITS texts."""
+
+    def __init__(self, size: int = CACHED_CIRCUITS) -> None:
+        self.size = size
+        self._kept: OrderedDict[str, Parsed] = OrderedDict()
+
+    def get(self, text: str) -> Parsed | None:
+        """A copy of what was kept for this text, or None."""
+        kept = self._kept.get(text)
+        if kept is None:
+            return None
+        self._kept.move_to_end(text)
+        return _copied(kept)
+
+    def put(self, text: str, parsed: Parsed) -> None:
+        if len(text) > CACHED_TEXT_CHARS or self.size < 1:
+            return
+        self._kept[text] = _copied(parsed)
+        self._kept.move_to_end(text)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+
+def _copied(parsed: Parsed) -> Parsed:
+    prepared = parsed.prepared.copy()
+    circuit = prepared if parsed.circuit is parsed.prepared else parsed.circuit
+    return Parsed(circuit, prepared, dict(parsed.facts), parsed.measures)
