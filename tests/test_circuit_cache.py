@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.test_simulation import HEADER
-from worker import circuit_cache, executor, parsing
+from worker import circuit_cache, executor, parsing, program
 from worker.circuit_cache import CircuitCache
 from worker.results import Outcome, RunResult
 
@@ -129,3 +129,22 @@ def test_the_least_recently_used_text_goes_first_and_long_texts_are_not_kept() -
     long_text = BELL + "// " + "x" * circuit_cache.CACHED_TEXT_CHARS
     keep(long_text, parsed["bell"])
     assert cache.get(long_text) is None
+
+
+def test_the_same_observables_are_built_once_and_a_wrong_one_is_refused_every_time() -> None:
+    """An optimizer loop asks for the same observables at every step: they are built once, and
+    each step still gets its own state's values; an observable of the wrong width fails each time."""
+    simulator = executor.Simulator(max_memory_mb=1024, threads=1)
+    program._operators.cache_clear()
+    values = [
+        run(simulator, ROTATION, parameters={"theta": theta}, observables=["Z", [["X", 0.5], ["Z", 2.0]]]).output
+        for theta in (0.0, math.pi)
+    ]
+    assert [v["expectation_values"] for v in values] == [pytest.approx([1.0, 2.0]), pytest.approx([-1.0, -2.0])]
+    assert program._operators.cache_info().misses == 1
+    for _ in range(2):
+        refused = executor.execute(simulator, ROTATION, 10, None, {"parameters": {"theta": 0.0}, "observables": ["ZZ"]})
+        assert (
+            refused.error
+            == 'ObservableError: "ZZ" has 2 letters; the circuit has 1 qubits (one letter per qubit, qubit 0 rightmost)'
+        )

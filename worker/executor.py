@@ -47,10 +47,9 @@ WARM_UP_CIRCUIT = BELL_QASM3
 
 def _operation_names(circuit: QuantumCircuit) -> Iterable[str]:
     for instruction in circuit.data:
-        operation = instruction.operation
-        yield operation.name
-        if isinstance(operation, ControlFlowOp):
-            for block in operation.blocks:
+        yield instruction.name  # not instruction.operation, which builds a Python object each time
+        if instruction.is_control_flow():
+            for block in instruction.operation.blocks:
                 yield from _operation_names(block)
 
 
@@ -412,7 +411,7 @@ def execute_together(simulator: Simulator, circuit_texts: list[str], shots: int)
             continue
         circuit = loaded.circuit
         work += shots * max(1, circuit.size())
-        loops = any(isinstance(instruction.operation, ControlFlowOp) for instruction in circuit.data)
+        loops = any(instruction.is_control_flow() for instruction in circuit.data)
         if loops or circuit.num_qubits > GROUP_MAX_QUBITS or work > GROUP_MAX_WORK:
             break  # not small (a loop's size does not show its work), or the group is full
         members.append((position, loaded, facts))

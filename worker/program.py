@@ -6,6 +6,8 @@ it has) is checked here, each failure a one-line ParameterError or ObservableErr
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
 from worker.messages import TaskError
 
 NOT_GATES = frozenset({"measure", "reset", "barrier", "delay"})
+KEPT_OBSERVABLE_LISTS = 8
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,16 @@ def sweep(circuit: QuantumCircuit, given: dict[str, Any] | None) -> Sweep:
 
 
 def observables(given: list[Any] | None, num_qubits: int) -> list[SparsePauliOp]:
-    """Each observable as a SparsePauliOp over all the circuit's qubits (qubit 0 rightmost)."""
+    """Each observable as a SparsePauliOp over all the circuit's qubits (qubit 0 rightmost). The
+    operators of the last few lists are kept: an optimizer loop asks for the same observables at
+    every step, and building ten of them takes most of a millisecond."""
+    return list(_operators(json.dumps(given or []), num_qubits))
+
+
+@functools.lru_cache(maxsize=KEPT_OBSERVABLE_LISTS)
+def _operators(given: str, num_qubits: int) -> tuple[SparsePauliOp, ...]:
     operators = []
-    for observable in given or []:
+    for observable in json.loads(given):
         terms = [(observable, 1.0)] if isinstance(observable, str) else [(p, float(c)) for p, c in observable]
         for pauli, _ in terms:
             if len(pauli) != num_qubits:
@@ -73,7 +83,7 @@ def observables(given: list[Any] | None, num_qubits: int) -> list[SparsePauliOp]
                     "(one letter per qubit, qubit 0 rightmost)",
                 )
         operators.append(SparsePauliOp.from_list(terms))
-    return operators
+    return tuple(operators)
 
 
 def noise_model(given: dict[str, Any] | None, circuit: QuantumCircuit) -> NoiseModel | None:
