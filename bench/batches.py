@@ -6,16 +6,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bench.circuits import numbered
 from bench.service import LONG_POLL_SECONDS, Client, ServiceBench, cpu_by_role
 
 PAGE = 500  # the largest page GET /batches/{id}/tasks gives
 
 
-def run_batch(base_url: str, circuit: str, size: int, shots: int) -> str:
-    """Submit one batch and long-poll it until done; its id."""
+def run_batch(base_url: str, circuit: str, size: int, shots: int, first: int) -> str:
+    """Submit one batch (its circuits numbered from `first`) and long-poll it until done; its id."""
     client = Client(base_url)
     try:
-        tasks = [{"circuit": circuit, "shots": shots}] * size
+        tasks = [{"circuit": numbered(circuit, first + i), "shots": shots} for i in range(size)]
         batch_id = str(client.request("POST", "/batches", {"tasks": tasks}, expect=202)["batch_id"])
         while not client.request("GET", f"/batches/{batch_id}?wait={LONG_POLL_SECONDS}")["done"]:
             pass
@@ -46,7 +47,7 @@ def measure(bench: ServiceBench, circuit: str, batches: int, size: int, shots: i
         started = time.perf_counter()
         with ThreadPoolExecutor(batches) as pool:
             batch_ids = list(
-                pool.map(lambda _: run_batch(bench.cluster.base_url, circuit, size, shots), range(batches))
+                pool.map(lambda b: run_batch(bench.cluster.base_url, circuit, size, shots, b * size), range(batches))
             )
         elapsed = time.perf_counter() - started
     started = time.perf_counter()

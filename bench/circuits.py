@@ -10,6 +10,13 @@ from shared.examples import BELL_QASM3
 BELL = BELL_QASM3
 
 
+def numbered(circuit: str, n: int) -> str:
+    """The circuit with a comment naming n at its end: the same circuit in a text of its own. A
+    worker keeps the circuits of the last texts it ran (worker.circuit_cache); the benchmark's
+    tasks each bring a circuit to parse, as the loops it compares them with parse each one."""
+    return f"{circuit}// {n}\n"
+
+
 def qft(n: int) -> str:
     """An n-qubit QFT written as a person would, with `pi/2^k` angles, then measured."""
     lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{n}] q;", f"bit[{n}] c;"]

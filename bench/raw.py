@@ -7,6 +7,8 @@ import statistics
 import time
 from typing import Any
 
+from bench.circuits import numbered
+
 SHOTS = 1024
 
 
@@ -19,8 +21,8 @@ def _naive(circuit: str, count: int, threads: int) -> float:
     simulator = AerSimulator(**options)
     simulator.run(qasm3.loads(circuit), shots=SHOTS).result()  # warm up
     started = time.perf_counter()
-    for _ in range(count):
-        simulator.run(qasm3.loads(circuit), shots=SHOTS).result().get_counts()
+    for n in range(count):
+        simulator.run(qasm3.loads(numbered(circuit, n)), shots=SHOTS).result().get_counts()
     return time.perf_counter() - started
 
 
@@ -31,8 +33,8 @@ def _service_path(circuit: str, count: int, threads: int) -> float:
     simulator = executor.Simulator(max_memory_mb=4096, threads=threads)
     executor.execute(simulator, circuit, SHOTS, None)
     started = time.perf_counter()
-    for _ in range(count):
-        reply = executor.execute(simulator, circuit, SHOTS, None)
+    for n in range(count):
+        reply = executor.execute(simulator, numbered(circuit, n), SHOTS, None)
         assert reply.counts, reply.error
     return time.perf_counter() - started
 
@@ -72,15 +74,16 @@ def _heavy_split(circuit: str, repeats: int) -> dict[str, Any]:
     simulator = AerSimulator()
     parse, fast_parse, transpiled, run = [], [], [], []
     identical = True
-    for _ in range(repeats):
+    for n in range(repeats):
+        text = numbered(circuit, n)  # as the service is sent it (see bench.service.split)
         t0 = time.perf_counter()
-        parsed = qasm3.loads(circuit)
+        parsed = qasm3.loads(text)
         t1 = time.perf_counter()
         native = transpile(parsed, simulator)
         t2 = time.perf_counter()
         simulator.run(native, shots=SHOTS, seed_simulator=1).result().get_counts()
         t3 = time.perf_counter()
-        fast = parsing.parse(circuit)
+        fast = parsing.parse(text)
         t4 = time.perf_counter()
         identical = identical and _exact(fast) == _exact(parsed)
         parse.append(t1 - t0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.circuits import numbered
 from harness.processes import Cluster
 
 CLIENT_THREADS = 8
@@ -111,7 +112,7 @@ class ServiceBench:
         """
         done = (count // CLIENT_THREADS) * CLIENT_THREADS
         with cpu_by_role(self, done) as cpu:
-            elapsed = self.complete_all([{"circuit": circuit, "shots": shots}] * done)
+            elapsed = self.complete_all([{"circuit": numbered(circuit, i), "shots": shots} for i in range(done)])
         self.cpu_ms_per_task = cpu.result
         return done / elapsed
 
@@ -141,12 +142,12 @@ class ServiceBench:
         samples = []
         client = Client(self.cluster.base_url)
         try:
-            for _ in range(5):  # warm connections and caches
-                client.wait_done(client.post_task(circuit, shots))
-            for _ in range(count):
+            for n in range(5):  # warm connections and caches
+                client.wait_done(client.post_task(numbered(circuit, -1 - n), shots))
+            for n in range(count):
                 time.sleep(0.02)  # let the workers go idle again
                 started = time.perf_counter()
-                body = client.wait_done(client.post_task(circuit, shots))
+                body = client.wait_done(client.post_task(numbered(circuit, n), shots))
                 samples.append(time.perf_counter() - started)
                 assert body["status"] == "completed", body
         finally:
@@ -158,9 +159,9 @@ class ServiceBench:
         rows: list[dict[str, float]] = []
         client = Client(self.cluster.base_url, timeout=600)
         with contextlib.closing(client):
-            for _ in range(repeats):
+            for n in range(repeats):
                 started = time.perf_counter()
-                body = client.wait_done(client.post_task(circuit, 1024, seed=1))
+                body = client.wait_done(client.post_task(numbered(circuit, n), 1024, seed=1))
                 total = (time.perf_counter() - started) * 1000
                 assert body["status"] == "completed", body
                 created, begun = epoch_seconds(body["created_at"]), epoch_seconds(body["started_at"])
