@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,6 +66,29 @@ def wait_done(client: httpx.Client, task_id: str, timeout: float = 60) -> dict[s
         return body if body["status"] in TERMINAL else {}
 
     return wait_for(finished, timeout, f"task {task_id} to finish")
+
+
+def simulation_cpu_seconds(worker: Service) -> float:
+    """User + system CPU seconds used so far by the worker's child processes (its simulation process)."""
+    total = 0.0
+    for pid in worker.children():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wait_simulating(worker: Service, since: float, timeout: float = 30) -> None:
+    """Wait until the worker's simulation process has used 0.1 s of CPU more than `since` (its
+    simulation_cpu_seconds before a slow task was sent): the task runs, it is not only claimed.
+    A claimed task the worker has not sent to its simulation yet is handed back by a SIGTERM."""
+    wait_for(
+        lambda: simulation_cpu_seconds(worker) - since >= 0.1,
+        timeout,
+        f"{worker.name}'s simulation process to start the task",
+    )
 
 
 def submit(client: httpx.Client, circuit: str, **fields: Any) -> str:

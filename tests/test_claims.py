@@ -15,7 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services import BELL_QASM3, Cluster, Service, assert_clean_logs, slow_circuit, submit, wait_done, wait_for
+from tests.services import (
+    BELL_QASM3,
+    Cluster,
+    Service,
+    assert_clean_logs,
+    simulation_cpu_seconds,
+    slow_circuit,
+    submit,
+    wait_done,
+    wait_for,
+    wait_simulating,
+)
 
 pytestmark = [pytest.mark.crash, pytest.mark.local]
 
@@ -101,8 +112,10 @@ def test_sigterm_hands_back_unstarted_claims_without_spending_an_attempt(make_cl
     worker = cluster.start_worker()
     with cluster.client() as client:
         warm_up(client)
+        before = simulation_cpu_seconds(worker)
         slow, quick = slow_then_quick(client, slow_circuit(20_000))
         held = claimed_with(worker, slow)
+        wait_simulating(worker, before)  # sent to the simulation: a SIGTERM lets it finish
         worker.send(signal.SIGTERM)
         assert worker.process is not None and worker.process.wait(60) == 0
         rows = cluster.rows()

@@ -11,7 +11,18 @@ import time
 import httpx
 import pytest
 
-from tests.services import BELL_QASM3, Cluster, Service, assert_clean_logs, slow_circuit, submit, wait_done, wait_for
+from tests.services import (
+    BELL_QASM3,
+    Cluster,
+    Service,
+    assert_clean_logs,
+    simulation_cpu_seconds,
+    slow_circuit,
+    submit,
+    wait_done,
+    wait_for,
+    wait_simulating,
+)
 from tests.test_concurrency import submit_many, wait_all
 
 pytestmark = [pytest.mark.crash, pytest.mark.local]
@@ -109,8 +120,10 @@ def test_sigterm_mid_task_within_grace_finishes_it(make_cluster) -> None:
     cluster.start_api()
     worker = cluster.start_worker()
     with cluster.client() as client:
+        before = simulation_cpu_seconds(worker)
         task_id = submit(client, slow_circuit(20_000), shots=10)
         wait_status(client, task_id, "pending")
+        wait_simulating(worker, before)  # claimed is not yet running: a SIGTERM would hand it back
         worker.send(signal.SIGTERM)
         assert worker.process is not None and worker.process.wait(60) == 0
         task = client.get(f"/tasks/{task_id}").json()

@@ -198,6 +198,11 @@ MEMORY_HOGS = {
 }
 
 
+# How far short of a child's true peak PeakMemory's highest reading may fall: the hogs grow ~200
+# MiB/s, and a child may be stopped between two readings (5 ms apart, further under load).
+SAMPLING_SLACK_MB = 48
+
+
 class PeakMemory:
     """Samples the resident memory of every simulation child of the given workers from /proc."""
 
@@ -266,7 +271,8 @@ def test_the_simulation_process_is_stopped_at_its_memory_limit(make_cluster) -> 
     with cluster.client() as client, PeakMemory(workers) as memory:
         _all_fail_in_time(client, hogs, "MemoryLimitExceeded: ", within=60)
         assert wait_done(client, submit(client, BELL_QASM3, shots=10))["status"] == "completed"
-    assert stopped_at_mb < memory.peak_mb < stopped_at_mb + 256, memory.peak_mb
+    # Within SAMPLING_SLACK_MB of the stop, far past the limit itself.
+    assert stopped_at_mb - SAMPLING_SLACK_MB < memory.peak_mb < stopped_at_mb + 256, memory.peak_mb
     for worker in workers:
         assert f"passed WORKER_MAX_MEMORY_MB={limit_mb}" in worker.log()
         assert_clean_logs(worker)
