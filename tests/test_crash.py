@@ -103,8 +103,10 @@ def test_sigterm_mid_task_past_grace_returns_it_to_the_queue(make_cluster) -> No
     cluster.start_api()
     worker = cluster.start_worker()
     with cluster.client() as client:
+        before = simulation_cpu_seconds(worker)
         task_id = submit(client, SLOW, shots=10)
         wait_status(client, task_id, "pending")
+        wait_simulating(worker, before)  # mid-task, not only claimed
         assert worker.stop() == 0
         assert "returned to the queue at shutdown" in worker.log()
         assert client.get(f"/tasks/{task_id}").json()["status"] == "submitted"
