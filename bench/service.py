@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -16,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.circuits import numbered
-from harness.processes import Cluster
+from harness.processes import Cluster, cpu_seconds
 
 CLIENT_THREADS = 8
 LONG_POLL_SECONDS = 60
@@ -187,18 +186,12 @@ class CpuPerTask:
 def cpu_by_role(bench: ServiceBench, tasks: int) -> Iterator[CpuPerTask]:
     """How much CPU each role of the service (and this benchmark's client) spent per task in the block."""
     roles = bench.processes()
-    before = {role: sum(map(_cpu_seconds, pids)) for role, pids in roles.items()}
+    before = {role: sum(map(cpu_seconds, pids)) for role, pids in roles.items()}
     client_before = time.process_time()
     cpu = CpuPerTask()
     yield cpu
-    cpu.result = {role: (sum(map(_cpu_seconds, pids)) - before[role]) / tasks * 1000 for role, pids in roles.items()}
+    cpu.result = {role: (sum(map(cpu_seconds, pids)) - before[role]) / tasks * 1000 for role, pids in roles.items()}
     cpu.result["benchmark client"] = (time.process_time() - client_before) / tasks * 1000
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def epoch_seconds(stamp: str) -> float:

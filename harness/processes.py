@@ -37,6 +37,12 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A port that was free a moment ago: only for programs that take a port number, not a socket
     (scripts/run.sh). Everything this harness starts itself gets a socket from `listening_socket`."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from harness.processes import (  # noqa: F401 - re-exported for the tests
     Cluster,
     Service,
     assert_clean_logs,
+    cpu_seconds,
     free_port,
     running_cluster,
     wait_for,
@@ -72,11 +73,8 @@ def simulation_cpu_seconds(worker: Service) -> float:
     """User + system CPU seconds used so far by the worker's child processes (its simulation process)."""
     total = 0.0
     for pid in worker.children():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += cpu_seconds(pid)
     return total
 
 

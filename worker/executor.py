@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,14 +42,6 @@ DRAW_MAX_OPERATIONS = 80
 DRAW_MAX_QUBITS = 16
 DRAW_MAX_CHARS = 100_000
 WARM_UP_CIRCUIT = BELL_QASM3
-
-
-def _operation_names(circuit: QuantumCircuit) -> Iterable[str]:
-    for instruction in circuit.data:
-        yield instruction.name  # not instruction.operation, which builds a Python object each time
-        if instruction.is_control_flow():
-            for block in instruction.operation.blocks:
-                yield from _operation_names(block)
 
 
 def _undefined_gates(circuit: QuantumCircuit, native: frozenset[str]) -> set[str]:
@@ -100,7 +91,7 @@ class Simulator:
 
     def prepare(self, circuit: QuantumCircuit) -> QuantumCircuit:
         """The circuit in gates Aer runs natively; user-defined gates are unrolled."""
-        names = set(_operation_names(circuit))
+        names = set(sampling.operation_names(circuit))
         if not names <= self.native:
             undefined = sorted(_undefined_gates(circuit, self.native))
             if undefined:
@@ -330,7 +321,7 @@ def _load(simulator: Simulator, circuit_text: str, options: dict[str, Any], fact
         circuit_limits.check_text(circuit_text, simulator.limits)
         circuit = parse(circuit_text)
         circuit_limits.check_circuit(circuit, simulator.limits, simulator.native)
-        measures = "measure" in set(_operation_names(circuit))
+        measures = "measure" in set(sampling.operation_names(circuit))
         parsed = Parsed(circuit, circuit, describe(circuit), measures)
     facts.update(parse_ms=(time.perf_counter() - started) * 1000, **parsed.facts)
     job = Job(

@@ -10,6 +10,7 @@ seed: a seeded task samples exactly what `AerSimulator.run` samples for that see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,12 +126,16 @@ def collapse_before_the_end(circuit: QuantumCircuit) -> str | None:
 
 
 def _collapses(block: QuantumCircuit) -> bool:
-    for instruction in block.data:
-        if instruction.name in ("measure", "reset"):
-            return True
-        if instruction.is_control_flow() and any(_collapses(inner) for inner in instruction.operation.blocks):
-            return True
-    return False
+    return any(name in ("measure", "reset") for name in operation_names(block))
+
+
+def operation_names(circuit: QuantumCircuit) -> Iterator[str]:
+    """The name of every operation, those inside control-flow blocks included."""
+    for instruction in circuit.data:
+        yield instruction.name  # not instruction.operation, which builds a Python object each time
+        if instruction.is_control_flow():
+            for block in instruction.operation.blocks:
+                yield from operation_names(block)
 
 
 def _bit_name(circuit: QuantumCircuit, bit: Any) -> str:
