@@ -52,7 +52,8 @@ def slow_then_quick(client: httpx.Client, slow: str) -> tuple[str, list[str]]:
 
 
 def claims(worker: Service) -> list[list[str]]:
-    """The worker's claims so far, from its log: the task ids of each, in order."""
+    """The worker's claims so far, from its log: the task ids of each, in order. A claim whose lines
+    the worker is still writing is left out (it logs one line per task of the claim)."""
     found: list[list[str]] = []
     left = 0
     for task_id, size in re.findall(r"task (\S+) pending: claimed by .*, (\d+) in this claim\)", worker.log()):
@@ -61,7 +62,7 @@ def claims(worker: Service) -> list[list[str]]:
             left = int(size)
         found[-1].append(task_id)
         left -= 1
-    return found
+    return found if left == 0 else found[:-1]
 
 
 def claimed_with(worker: Service, slow: str) -> list[str]:
