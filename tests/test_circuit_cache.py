@@ -101,6 +101,23 @@ def test_a_kept_circuit_describes_itself_as_the_first_parse_did(parses: list[str
     assert second.counts is not None and set(second.counts) <= {"00", "11"}
 
 
+def test_one_owner_s_circuits_never_answer_for_another(parses: list[str]) -> None:
+    """A text is kept for the key that sent it: the same text from another key is parsed again, so
+    its task takes the time a first parse takes and tells nothing of what others sent, on its own
+    or in a group of small tasks."""
+    simulator = executor.Simulator(max_memory_mb=1024, threads=1)
+    run_as = lambda owner: executor.execute(simulator, BELL, 100, None, None, owner)  # noqa: E731
+    assert run_as("alice").outcome is Outcome.COUNTS
+    assert run_as("alice").outcome is Outcome.COUNTS
+    assert parses == [BELL]
+    assert run_as("bob").outcome is Outcome.COUNTS
+    assert parses == [BELL, BELL]  # not alice's
+    answers = executor.execute_together(simulator, [BELL, BELL, BELL], 100, ["bob", "carol", "alice"])
+    assert all(answer is not None and answer.outcome is Outcome.COUNTS for answer in answers)
+    assert parses == [BELL, BELL, BELL]  # only carol's was new
+    assert simulator.circuits.get(BELL, "dave") is None and simulator.circuits.get(BELL, "carol") is not None
+
+
 def test_a_circuit_that_fails_is_not_kept(parses: list[str]) -> None:
     """Each try of a circuit that cannot run is parsed and refused again, with the same error."""
     simulator = executor.Simulator(max_memory_mb=1024, threads=1)

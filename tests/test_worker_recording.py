@@ -40,6 +40,7 @@ class StandIn:
         self.script = script
         self.worker: Worker | None = None
         self.runs = 0
+        self.jobs: list[SimulationJob] = []
 
     def start(self) -> None:
         pass
@@ -51,6 +52,7 @@ class StandIn:
         self, jobs: list[SimulationJob], threads: int, timeout: float, control: RunControl
     ) -> Iterator[tuple[int, RunResult]]:
         assert self.worker is not None
+        self.jobs += jobs
         for index in range(len(jobs)):
             if control.should_skip(index):
                 yield index, RunResult(Outcome.ABORTED)
@@ -87,6 +89,17 @@ def wait_until(should_abort: Callable[[], bool], timeout: float = 5) -> None:
     while not should_abort():
         assert time.monotonic() < deadline, "the worker never asked the simulation to stop"
         time.sleep(0.01)
+
+
+def test_the_simulation_gets_each_task_with_its_owner(store: SqliteStore) -> None:
+    """What the simulation keeps of a circuit is its owner's alone (worker.circuit_cache): the job
+    it gets names the key that submitted the task."""
+    store.create_task("t1", NewTask("OPENQASM 3.0;", 100, 7, owner="alice"), time.time())
+    standin = StandIn(lambda w, abort: RunResult(Outcome.COUNTS, counts={"0": 100}))
+    worker = Worker(Settings(_env_file=None, lease_seconds=0.3), store, "w1", child=standin)
+    standin.worker = worker
+    worker.run(burst=True)
+    assert [(job.circuit, job.owner) for job in standin.jobs] == [("OPENQASM 3.0;", "alice")]
 
 
 def test_counts_complete_the_task_with_their_details(store: SqliteStore) -> None:

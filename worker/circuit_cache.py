@@ -5,7 +5,9 @@ ansatz with new `parameters` or `observables` each step, a notebook re-runs a ce
 checking and unrolling a 140-gate, 12-qubit ansatz takes 3-7 ms, as long as simulating it; a
 text seen recently skips all of it.
 
-The key is the whole text, so a hit is exactly what parsing it again would give. Only circuits
+The key is the whole text and the key's owner, so a hit is exactly what parsing it again would
+give, and one owner's circuits never answer (faster) for another's: a task's timing must not tell
+whether someone else sent the same text. Only circuits
 that parsed, passed the limits and unrolled are kept, as a copy; every task gets its own copy
 of the circuit it runs, so nothing a task does to it reaches the next one. The cache is small
 and holds short texts only: what it keeps counts against the child's memory limit.
@@ -39,21 +41,21 @@ class CircuitCache:
 
     def __init__(self, size: int = CACHED_CIRCUITS) -> None:
         self.size = size
-        self._kept: OrderedDict[str, Parsed] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str], Parsed] = OrderedDict()
 
-    def get(self, text: str) -> Parsed | None:
-        """A copy of what was kept for this text, or None."""
-        kept = self._kept.get(text)
+    def get(self, text: str, owner: str = "") -> Parsed | None:
+        """A copy of what was kept for this text sent by this owner (an API key's name), or None."""
+        kept = self._kept.get((owner, text))
         if kept is None:
             return None
-        self._kept.move_to_end(text)
+        self._kept.move_to_end((owner, text))
         return _copied(kept)
 
-    def put(self, text: str, parsed: Parsed) -> None:
+    def put(self, text: str, parsed: Parsed, owner: str = "") -> None:
         if len(text) > CACHED_TEXT_CHARS or self.size < 1:
             return
-        self._kept[text] = _copied(parsed)
-        self._kept.move_to_end(text)
+        self._kept[(owner, text)] = _copied(parsed)
+        self._kept.move_to_end((owner, text))
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
 

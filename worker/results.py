@@ -42,6 +42,7 @@ class SimulationJob:
     shots: int
     seed: int | None = None
     options: dict[str, Any] | None = None
+    owner: str = ""  # the submitting key's name: what the child keeps of one owner's circuits is its own
 
 
 class RunControl(Protocol):

@@ -117,10 +117,10 @@ def _child_main(
         pairs, simulator.threads = message
         if len(pairs) == 1:
             index, job = pairs[0]
-            conn.send([(index, executor.execute(simulator, job.circuit, job.shots, job.seed, job.options))])
+            conn.send([(index, executor.execute(simulator, job.circuit, job.shots, job.seed, job.options, job.owner))])
         else:
-            texts = [job.circuit for _, job in pairs]
-            answers = executor.execute_together(simulator, texts, pairs[0][1].shots)
+            texts, owners = [job.circuit for _, job in pairs], [job.owner for _, job in pairs]
+            answers = executor.execute_together(simulator, texts, pairs[0][1].shots, owners)
             conn.send([(index, answer) for (index, _), answer in zip(pairs, answers, strict=True)])
 
 

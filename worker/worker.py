@@ -196,7 +196,7 @@ class Worker:
             )
         held = self.leases.hold_all(claims)
         chunk = self._chunk = Chunk(claims, held, self.policy, self._write)
-        jobs = [SimulationJob(claim.circuit, claim.shots, claim.seed, claim.options) for claim in claims]
+        jobs = [SimulationJob(claim.circuit, claim.shots, claim.seed, claim.options, claim.owner) for claim in claims]
         threads = simulator_threads(self.settings.simulator_threads, self.housekeeper.workers_here)
         try:
             for index, result in self.child.run_batch(jobs, threads, self.settings.task_timeout_seconds, chunk):
