@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -43,6 +44,27 @@ CHECKOUT_SLICE_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 2  # libpq's connect_timeout: whole seconds, 2 at least
 # While LISTENing, an idle worker still looks for work this often, in case a NOTIFY was missed.
 LISTEN_SAFETY_POLL_SECONDS = 1.0
+# A database host that vanishes without closing its connections (a power cut, a network split)
+# would leave a request, a lease renewal or an idle LISTEN waiting on a dead socket for TCP's own
+# 15 minutes or 2 hours. With these libpq settings a connection is given up within about
+# DEAD_CONNECTION_SECONDS: a new one within connect_timeout, one with a query in flight after
+# tcp_user_timeout, an idle one after the keepalive probes go unanswered. A DATABASE_URL that
+# sets any of them keeps its own value (they do nothing on a Unix socket).
+DEAD_CONNECTION_SECONDS = 20
+DEAD_CONNECTION_SETTINGS = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": str(DEAD_CONNECTION_SECONDS * 1000),
+}
+
+
+def with_dead_connection_limits(url: str) -> str:
+    """The connection string with DEAD_CONNECTION_SETTINGS added where it sets none of its own."""
+    given = conninfo_to_dict(url)
+    return make_conninfo(url, **{k: v for k, v in DEAD_CONNECTION_SETTINGS.items() if k not in given})
 
 
 def _one(cursor: psycopg.Cursor[Any]) -> Any:
@@ -97,14 +119,14 @@ class PostgresStore(SqlStore):
     sql = postgres_sql.PostgresQueries
 
     def __init__(self, url: str, busy_timeout_ms: int = 5000, poll_only: bool = False, pool_size: int = 10) -> None:
-        self.url = url
+        self.url = with_dead_connection_limits(url)
         self.busy_timeout_ms = busy_timeout_ms
         self.poll_only = poll_only
         self._listener: psycopg.Connection[Any] | None = None
         self._listen_failing = False
         # lock_timeout plays SQLite's busy timeout: past it the API answers 503, not a hang.
         self.pool = ConnectionPool(
-            url,
+            self.url,
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "row_factory": dict_row, "options": f"-c lock_timeout={busy_timeout_ms}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import threading
@@ -276,6 +277,51 @@ def test_postgres_newer_schema_is_refused(tmp_path: Path) -> None:
             store.initialize()
     finally:
         store.close()
+        database.drop()
+
+
+def _tcp_options(fd: int) -> tuple[int, int, int, int, int]:
+    """SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and TCP_USER_TIMEOUT of a socket."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+
+
+@pytest.mark.backend_only("postgres")
+def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None:
+    """Every connection to the server (the pool's, a worker's LISTEN, an API's finished-task
+    LISTEN) has TCP keepalives and a user timeout, so a host that disappears without closing them
+    (a power cut, a network split) is given up within about 20 s, not TCP's 15 minutes or 2
+    hours; a DATABASE_URL that sets its own value keeps it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from shared.postgres_store import PostgresStore
+
+    database = FreshDatabase(tmp_path)
+    host = str(conninfo_to_dict(database.url).get("host", ""))
+    if not host or host.startswith("/"):
+        pytest.fail(f"TEST_DATABASE_URL must reach the server over TCP for this check, not a Unix socket ({host!r})")
+    own = make_conninfo(database.url, keepalives_idle=60)
+    stores = [PostgresStore(database.url, pool_size=1), PostgresStore(own, pool_size=1)]
+    try:
+        for store, idle in zip(stores, (5, 60), strict=True):
+            store.initialize()
+            store.listen()
+            bell = store.finished_bell()
+            assert bell is not None and store._listener is not None
+            with store._connect() as conn:
+                sockets = {"pool": conn.fileno(), "listen": store._listener.fileno(), "finished": bell.fileno()}
+                for name, fd in sockets.items():
+                    assert _tcp_options(fd) == (1, idle, 5, 3, 20_000), name
+            bell.close()
+    finally:
+        for store in stores:
+            store.close()
         database.drop()
 
 
