@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared import postgres_sql, rows
-from shared.errors import ConnectionLost, StoreBusy, StoreError, StoreUnavailable
+from shared.errors import ConnectionLost, StoreBusy, StoreError, StoreFull, StoreUnavailable
 from shared.metrics_buckets import BUCKETS_BY_METRIC
 from shared.models import Task
 from shared.sql_store import SqlStore, read_only
@@ -154,6 +154,8 @@ class PostgresStore(SqlStore):
                 yield conn
         except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.DeadlockDetected) as error:
             raise StoreBusy(f"database is busy: {_reason(error)}") from error
+        except pg_errors.DiskFull as error:  # the server could not extend a file: nothing was stored
+            raise StoreFull(f"the disk holding the database is full: {_reason(error)}") from error
         except psycopg.OperationalError as error:
             if conn.broken:
                 raise ConnectionLost(f"lost the database connection: {_reason(error)}") from error

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import pwd
 import threading
 import time
 from collections import Counter
@@ -23,9 +25,11 @@ import psycopg
 import pytest
 
 from harness.databases import FreshDatabase
+from tests.filesystems import fill, small_filesystem
 from tests.private_postgres import PrivateServer
-from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, wait_for
+from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, submit, wait_for
 from tests.test_concurrency import wait_all
+from tests.test_sqlite_faults import DISK_FULL
 
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
 
@@ -237,3 +241,55 @@ def test_server_restarted_under_load_loses_and_repeats_nothing(server, make_clus
     assert_each_ran_once(cluster, load)
     assert_idle_workers_wake_at_once(cluster)
     assert_all_served_through(cluster)
+
+
+def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(server, make_cluster, tmp_path) -> None:
+    """The test database's tables on a 16 MB tmpfs (a tablespace of the test's own server, the
+    write-ahead log elsewhere) filled to the last byte: PostgreSQL's disk_full is a 507, as on SQLite."""
+    with small_filesystem(server.dir / "disk", "16m") as disk:
+        location = disk / "tablespace"
+        location.mkdir(mode=0o700)
+        if os.geteuid() == 0:  # the server runs as the postgres user (see PrivateServer)
+            owner = pwd.getpwnam("postgres")
+            os.chown(location, owner.pw_uid, owner.pw_gid)
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE small LOCATION '{location}'")
+        database = FreshDatabase(tmp_path, "postgres", admin=server.url)
+        try:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{database.name}" SET TABLESPACE small')
+            cluster: Cluster = make_cluster(database=database)
+            api = cluster.start_api()
+            cluster.start_worker()
+            with cluster.client() as client:
+                acknowledged = [submit(client, BELL_QASM3, shots=SHOTS) for _ in range(5)]
+                filler = fill(disk)
+                refused: list[httpx.Response] = []
+                for _ in range(1000):  # the tables' last pages may still have room for a few rows
+                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
+                    assert response.status_code in (202, 507), response.text
+                    if response.status_code == 507:
+                        refused.append(response)
+                        break
+                    acknowledged.append(response.json()["task_id"])
+                assert refused, "1,000 submissions were stored on a full disk"
+                assert refused[0].json() == {"detail": DISK_FULL}
+                assert refused[0].headers["Retry-After"] == "10"
+                assert client.get(f"/tasks/{acknowledged[0]}").status_code == 200, "reads must go on"
+                filler.unlink()
+
+                def stored() -> str:
+                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
+                    assert response.status_code in (202, 507), response.text
+                    return response.json()["task_id"] if response.status_code == 202 else ""
+
+                acknowledged.append(wait_for(stored, 15, "a submission to be stored once space is back"))
+                views = wait_all(client, acknowledged, timeout=60)
+            assert all(view["status"] == "completed" for view in views.values()), views
+            assert all(view["attempts"] == 1 for view in views.values()), "a task ran twice"
+            assert "database disk full on POST /tasks: the disk holding the database is full" in api.log()
+            assert_all_served_through(cluster)
+        finally:
+            database.drop()
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute("DROP TABLESPACE IF EXISTS small")
