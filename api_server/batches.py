@@ -51,9 +51,19 @@ def submit_batch(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Store every task of the batch in one transaction, in request order, or none of them (a
-    batch that would pass the key's max_queued is refused whole)."""
+    batch that would pass the key's max_queued is refused whole: a 429 while the key's queued tasks
+    leave no room, a 422 when the batch alone is more than max_queued)."""
     if len(body.tasks) > settings.max_batch_tasks:
         refuse(("body",), "tasks", f"{len(body.tasks)} tasks are more than MAX_BATCH_TASKS={settings.max_batch_tasks}")
+    quota = caller.quota(settings)
+    if quota is not None and len(body.tasks) > quota:
+        # Never a 429: no wait would make room for it.
+        refuse(
+            ("body",),
+            "tasks",
+            f"{len(body.tasks)} tasks are more than key {caller.name!r} may have queued at once "
+            f"(max_queued={quota}); send them in batches of at most {quota}",
+        )
     tasks = [
         (new_id(), new_task(task, settings, ("body", "tasks", i), owner=caller.name))
         for i, task in enumerate(body.tasks)
@@ -62,7 +72,7 @@ def submit_batch(
     if idempotency_key is not None:
         idempotency = (idempotency_key, request_hash("/batches", body), settings.idempotency_ttl_hours * 3600)
     outcome, batch_id = store.create_batch(
-        new_id(), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency, caller.quota(settings)
+        new_id(), tasks, body.tags or None, time.time(), settings.max_queued_bytes, idempotency, quota
     )
     if outcome is SubmitOutcome.QUEUE_FULL:
         raise queue_full(store, settings, "this batch")

@@ -194,6 +194,27 @@ def test_a_quota_answers_429_with_retry_after_and_refuses_a_batch_whole(tmp_path
         assert client.post("/tasks", json={"circuit": BELL_QASM3}, headers=default).status_code == 429
 
 
+def test_a_batch_bigger_than_the_quota_is_a_422_not_a_429_to_retry(tmp_path: Path) -> None:
+    """No wait makes room for more tasks than max_queued: such a batch is refused as invalid (a
+    client does not retry it), whatever is queued; one that fits is stored."""
+    with keyed_app(tmp_path, default_max_queued=3) as client:
+        store = client.app.state.store  # type: ignore[attr-defined]
+        small = make_key(store, "small", max_queued=2)
+        batch = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}] * 3}, headers=small)
+        assert batch.status_code == 422 and "retry-after" not in batch.headers
+        assert batch.json()["detail"] == [
+            {
+                "type": "value_error",
+                "loc": ["body", "tasks"],
+                "msg": "tasks: 3 tasks are more than key 'small' may have queued at once (max_queued=2); "
+                "send them in batches of at most 2",
+            }
+        ]
+        assert client.get("/tasks", headers=small).json()["items"] == []
+        fits = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}] * 2}, headers=small)
+        assert fits.status_code == 202, fits.text
+
+
 def test_usage_shows_a_keys_own_figures_and_every_key_to_an_admin(
     keyed: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:
