@@ -10,7 +10,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.services import BELL_QASM3, wait_for
+from tests.test_concurrency import wait_all
 
 
 @contextlib.contextmanager
@@ -43,3 +47,36 @@ def fill(directory: Path) -> Path:
         (directory / "one-more").write_bytes(b"\0" * 4096)
     assert full.value.errno == errno.ENOSPC
     return filler
+
+
+DISK_FULL = "The disk holding the database is full; nothing was stored. Retry once space is freed"
+
+
+def submit_until_full(client: httpx.Client, acknowledged: list[str], tries: int) -> None:
+    """Bell submissions until one is refused with the disk-full 507 (each stored one is added to
+    `acknowledged`); no answer may be anything else, and reads go on meanwhile."""
+    for _ in range(tries):
+        response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+        assert response.status_code in (202, 507), response.text
+        if response.status_code == 507:
+            assert response.json() == {"detail": DISK_FULL}
+            assert response.headers["Retry-After"] == "10"
+            assert client.get(f"/tasks/{acknowledged[0]}").status_code == 200, "reads must go on"
+            return
+        acknowledged.append(response.json()["task_id"])
+    raise AssertionError(f"{tries} submissions were stored on a full disk")
+
+
+def assert_recovers(client: httpx.Client, acknowledged: list[str]) -> None:
+    """Once space is back: a submission is stored within seconds, with no restart, and every task
+    acknowledged before or after completes, each on its first attempt."""
+
+    def stored() -> str:
+        response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
+        assert response.status_code in (202, 507), response.text
+        return response.json()["task_id"] if response.status_code == 202 else ""
+
+    acknowledged.append(wait_for(stored, 15, "a submission to be stored once space is back"))
+    views = wait_all(client, acknowledged, timeout=60)
+    assert all(view["status"] == "completed" for view in views.values()), views
+    assert all(view["attempts"] == 1 for view in views.values()), "a task ran twice"

@@ -25,11 +25,10 @@ import psycopg
 import pytest
 
 from harness.databases import FreshDatabase
-from tests.filesystems import fill, small_filesystem
+from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
 from tests.private_postgres import PrivateServer
 from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, submit, wait_for
 from tests.test_concurrency import wait_all
-from tests.test_sqlite_faults import DISK_FULL
 
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
 
@@ -264,29 +263,12 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(ser
             with cluster.client() as client:
                 acknowledged = [submit(client, BELL_QASM3, shots=SHOTS) for _ in range(5)]
                 filler = fill(disk)
-                refused: list[httpx.Response] = []
-                for _ in range(1000):  # the tables' last pages may still have room for a few rows
-                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
-                    assert response.status_code in (202, 507), response.text
-                    if response.status_code == 507:
-                        refused.append(response)
-                        break
-                    acknowledged.append(response.json()["task_id"])
-                assert refused, "1,000 submissions were stored on a full disk"
-                assert refused[0].json() == {"detail": DISK_FULL}
-                assert refused[0].headers["Retry-After"] == "10"
-                assert client.get(f"/tasks/{acknowledged[0]}").status_code == 200, "reads must go on"
+                submit_until_full(client, acknowledged, 1000)  # the tables' last pages may have room for more
+                padded = BELL_QASM3 + "// " + "x" * 3000 + "\n"
+                batch = client.post("/batches", json={"tasks": [{"circuit": padded, "shots": SHOTS}] * 1000})
+                assert batch.status_code == 507 and batch.json() == {"detail": DISK_FULL}, batch.text
                 filler.unlink()
-
-                def stored() -> str:
-                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
-                    assert response.status_code in (202, 507), response.text
-                    return response.json()["task_id"] if response.status_code == 202 else ""
-
-                acknowledged.append(wait_for(stored, 15, "a submission to be stored once space is back"))
-                views = wait_all(client, acknowledged, timeout=60)
-            assert all(view["status"] == "completed" for view in views.values()), views
-            assert all(view["attempts"] == 1 for view in views.values()), "a task ran twice"
+                assert_recovers(client, acknowledged)
             assert "database disk full on POST /tasks: the disk holding the database is full" in api.log()
             assert_all_served_through(cluster)
         finally:

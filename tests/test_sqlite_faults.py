@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.filesystems import fill, small_filesystem
+from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
 from tests.services import (
     BELL_QASM3,
     Cluster,
@@ -25,11 +24,8 @@ from tests.services import (
     wait_done,
     wait_for,
 )
-from tests.test_concurrency import wait_all
 
 pytestmark = [pytest.mark.backend_only("sqlite"), pytest.mark.local]
-
-DISK_FULL = "The disk holding the database is full; nothing was stored. Retry once space is freed"
 
 
 def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(make_cluster, tmp_path: Path) -> None:
@@ -46,19 +42,7 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(mak
             wait_for(lambda: client.get(f"/tasks/{slow}").json()["status"] == "pending", 30, "the slow task to run")
             filler = fill(disk)
 
-            refused: list[httpx.Response] = []
-            for _ in range(50):  # the write-ahead log may still have room for a commit or two
-                response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
-                assert response.status_code in (202, 507), response.text
-                if response.status_code == 202:
-                    acknowledged.append(response.json()["task_id"])
-                else:
-                    refused.append(response)
-                    break
-            assert refused, "50 submissions were stored on a full disk"
-            assert refused[0].json() == {"detail": DISK_FULL}
-            assert refused[0].headers["Retry-After"] == "10"
-            assert client.get(f"/tasks/{acknowledged[0]}").status_code == 200, "reads must go on"
+            submit_until_full(client, acknowledged, 50)  # the write-ahead log may have room for a commit or two
             # A batch too big for SQLite's page cache fails halfway through its transaction, not at COMMIT.
             padded = BELL_QASM3 + "// " + "x" * 3000 + "\n"
             batch = client.post("/batches", json={"tasks": [{"circuit": padded, "shots": 10}] * 1000})
@@ -69,16 +53,7 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(mak
             assert worker.process is not None and worker.process.poll() is None
 
             filler.unlink()
-
-            def stored() -> str:
-                response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 10})
-                assert response.status_code in (202, 507), response.text
-                return response.json()["task_id"] if response.status_code == 202 else ""
-
-            acknowledged.append(wait_for(stored, 15, "a submission to be stored once space is back"))
-            views = wait_all(client, acknowledged, timeout=60)
-        assert all(view["status"] == "completed" for view in views.values()), views
-        assert all(view["attempts"] == 1 for view in views.values()), "a task ran twice"
+            assert_recovers(client, acknowledged)
         assert "database disk full on POST /tasks" in api.log()
         codes = cluster.stop()
         assert all(code == 0 for code in codes.values()), codes
