@@ -5,9 +5,9 @@ ansatz with new `parameters` or `observables` each step, a notebook re-runs a ce
 checking and unrolling a 140-gate, 12-qubit ansatz takes 3-7 ms, as long as simulating it; a
 text seen recently skips all of it.
 
-The key is the whole text and the key's owner, so a hit is exactly what parsing it again would
-give, and one owner's circuits never answer (faster) for another's: a task's timing must not tell
-whether someone else sent the same text. Only circuits
+A circuit is kept under its whole text and its owner (the API key that sent it), so a hit is
+exactly what parsing it again would give, and one owner's circuits never answer (faster) for
+another's: a task's timing must not tell whether someone else sent the same text. Only circuits
 that parsed, passed the limits and unrolled are kept, as a copy; every task gets its own copy
 of the circuit it runs, so nothing a task does to it reaches the next one. The cache is small
 and holds short texts only: what it keeps counts against the child's memory limit.
