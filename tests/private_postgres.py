@@ -43,20 +43,33 @@ class PrivateServer:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.data = self.dir / "data"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        self.start()
+        # The server binds its port itself, so a port free a moment ago may be taken by the time it
+        # starts: then it tries another.
+        for _ in range(5):
+            self.port = free_port()
+            self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+            before = len(self.log())
+            if self._ctl("start", check=False):
+                return
+            if "Address already in use" not in self.log()[before:]:
+                break
+        raise AssertionError(f"the test's own PostgreSQL server did not start:\n{self.log()[-3000:]}")
 
-    def _run(self, program: str, *args: str, check: bool = True) -> None:
+    def log(self) -> str:
+        path = self.dir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _run(self, program: str, *args: str, check: bool = True) -> bool:
         command = [*self.as_user, str(self.bindir / program), *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0 or not check, f"{program} failed: {done.stdout}{done.stderr}"
+        return done.returncode == 0
 
-    def _ctl(self, *args: str, check: bool = True) -> None:
+    def _ctl(self, *args: str, check: bool = True) -> bool:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = str(self.dir / "server.log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", *args, check=check)
+        return self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", *args, check=check)
 
     def start(self) -> None:
         """Start the server; returns once it accepts connections."""
