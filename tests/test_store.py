@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.databases import FreshDatabase
+from harness.databases import FreshDatabase, admin_url
 from shared import sqlite_sql as sql
 from shared.errors import StoreError
 from shared.models import Finish, LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
@@ -302,10 +302,10 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
 
     from shared.postgres_store import PostgresStore
 
-    database = FreshDatabase(tmp_path)
-    host = str(conninfo_to_dict(database.url).get("host", ""))
+    host = str(conninfo_to_dict(admin_url()).get("host", ""))
     if not host or host.startswith("/"):
         pytest.fail(f"TEST_DATABASE_URL must reach the server over TCP for this check, not a Unix socket ({host!r})")
+    database = FreshDatabase(tmp_path)
     own = make_conninfo(database.url, keepalives_idle=60)
     stores = [PostgresStore(database.url, pool_size=1), PostgresStore(own, pool_size=1)]
     try:
