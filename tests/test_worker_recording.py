@@ -70,9 +70,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     store.close()
 
 
-def work(store: SqliteStore, script: Script, **settings: Any) -> Worker:
-    """Submit one task and let a burst worker with the stand-in handle it."""
-    store.create_task("t1", NewTask("OPENQASM 3.0;", 100, 7), time.time())
+def work(store: SqliteStore, script: Script, owner: str = "", **settings: Any) -> Worker:
+    """Submit one task (of `owner`) and let a burst worker with the stand-in handle it."""
+    store.create_task("t1", NewTask("OPENQASM 3.0;", 100, 7, owner=owner), time.time())
     values: dict[str, Any] = {"lease_seconds": 0.3, "shutdown_grace_seconds": 0, **settings}
     standin = StandIn(script)
     worker = Worker(Settings(_env_file=None, **values), store, "w1", child=standin)
@@ -94,11 +94,8 @@ def wait_until(should_abort: Callable[[], bool], timeout: float = 5) -> None:
 def test_the_simulation_gets_each_task_with_its_owner(store: SqliteStore) -> None:
     """What the simulation keeps of a circuit is its owner's alone (worker.circuit_cache): the job
     it gets names the key that submitted the task."""
-    store.create_task("t1", NewTask("OPENQASM 3.0;", 100, 7, owner="alice"), time.time())
-    standin = StandIn(lambda w, abort: RunResult(Outcome.COUNTS, counts={"0": 100}))
-    worker = Worker(Settings(_env_file=None, lease_seconds=0.3), store, "w1", child=standin)
-    standin.worker = worker
-    worker.run(burst=True)
+    standin = work(store, lambda w, abort: RunResult(Outcome.COUNTS, counts={"0": 100}), owner="alice").child
+    assert isinstance(standin, StandIn)
     assert [(job.circuit, job.owner) for job in standin.jobs] == [("OPENQASM 3.0;", "alice")]
 
 
