@@ -41,9 +41,14 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def run(
-    simulator: executor.Simulator, text: str, shots: int = 1000, seed: int | None = None, **options: Any
+    simulator: executor.Simulator,
+    text: str,
+    shots: int = 1000,
+    seed: int | None = None,
+    owner: str = "",
+    **options: Any,
 ) -> RunResult:
-    result = executor.execute(simulator, text, shots, seed, options)
+    result = executor.execute(simulator, text, shots, seed, options, owner)
     assert result.outcome is Outcome.COUNTS, result.error
     return result
 
@@ -106,11 +111,10 @@ def test_one_owner_s_circuits_never_answer_for_another(parses: list[str]) -> Non
     its task takes the time a first parse takes and tells nothing of what others sent, on its own
     or in a group of small tasks."""
     simulator = executor.Simulator(max_memory_mb=1024, threads=1)
-    run_as = lambda owner: executor.execute(simulator, BELL, 100, None, None, owner)  # noqa: E731
-    assert run_as("alice").outcome is Outcome.COUNTS
-    assert run_as("alice").outcome is Outcome.COUNTS
+    run(simulator, BELL, owner="alice")
+    run(simulator, BELL, owner="alice")
     assert parses == [BELL]
-    assert run_as("bob").outcome is Outcome.COUNTS
+    run(simulator, BELL, owner="bob")
     assert parses == [BELL, BELL]  # not alice's
     answers = executor.execute_together(simulator, [BELL, BELL, BELL], 100, ["bob", "carol", "alice"])
     assert all(answer is not None and answer.outcome is Outcome.COUNTS for answer in answers)
