@@ -61,10 +61,35 @@ DEAD_CONNECTION_SETTINGS = {
 }
 
 
+# The server's side of each connection gets the same limits (its settings of the same meaning,
+# asked for in the startup packet's `options`). A client that vanishes in mid-transaction (its host
+# lost power, its network split) would otherwise keep its session, and the row locks of its open
+# transaction, for TCP's 2 hours: the same worker's retry on a new connection, housekeeping and
+# other workers' writes to those rows would all wait on a client that is gone. These need
+# PostgreSQL 12 or newer (tcp_user_timeout).
+SERVER_SIDE_NAMES = {
+    "keepalives_idle": "tcp_keepalives_idle",
+    "keepalives_interval": "tcp_keepalives_interval",
+    "keepalives_count": "tcp_keepalives_count",
+    "tcp_user_timeout": "tcp_user_timeout",
+}
+
+
 def with_dead_connection_limits(url: str) -> str:
-    """The connection string with DEAD_CONNECTION_SETTINGS added where it sets none of its own."""
+    """The connection string with DEAD_CONNECTION_SETTINGS added where it sets none of its own, and
+    the server asked to apply the same limits (those in effect) to its side of the connection."""
     given = conninfo_to_dict(url)
-    return make_conninfo(url, **{k: v for k, v in DEAD_CONNECTION_SETTINGS.items() if k not in given})
+    limits = {**DEAD_CONNECTION_SETTINGS, **given}
+    options = str(given.get("options") or "")
+    server_side = [f"-c {name}={limits[key]}" for key, name in SERVER_SIDE_NAMES.items() if name not in options]
+    added = {k: v for k, v in DEAD_CONNECTION_SETTINGS.items() if k not in given}
+    return make_conninfo(url, **added, options=" ".join([options, *server_side]).strip())
+
+
+def with_options(url: str, *settings: str) -> str:
+    """The connection string with more server settings (`name=value`) added to its `options`."""
+    options = str(conninfo_to_dict(url).get("options") or "")
+    return make_conninfo(url, options=" ".join([options, *(f"-c {setting}" for setting in settings)]).strip())
 
 
 def _one(cursor: psycopg.Cursor[Any]) -> Any:
@@ -126,10 +151,10 @@ class PostgresStore(SqlStore):
         self._listen_failing = False
         # lock_timeout plays SQLite's busy timeout: past it the API answers 503, not a hang.
         self.pool = ConnectionPool(
-            self.url,
+            with_options(self.url, f"lock_timeout={busy_timeout_ms}"),
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "row_factory": dict_row, "options": f"-c lock_timeout={busy_timeout_ms}"},
+            kwargs={"autocommit": True, "row_factory": dict_row},
             timeout=POOL_TIMEOUT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,
             open=False,

@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from psycopg.rows import tuple_row
 
 from harness.databases import FreshDatabase, admin_url
 from shared import sqlite_sql as sql
@@ -292,12 +294,22 @@ def _tcp_options(fd: int) -> tuple[int, int, int, int, int]:
         )
 
 
+SERVER_SIDE_LIMITS = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
+
+
+def _server_setting(conn: Any, name: str) -> str:
+    """A setting of the server's session on this connection, as SHOW prints it."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        return str(cursor.execute(f"SHOW {name}").fetchone()[0])
+
+
 @pytest.mark.backend_only("postgres")
 def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None:
     """Every connection to the server (the pool's, a worker's LISTEN, an API's finished-task
     LISTEN) has TCP keepalives and a user timeout, so a host that disappears without closing them
     (a power cut, a network split) is given up within about 20 s, not TCP's 15 minutes or 2
-    hours; a DATABASE_URL that sets its own value keeps it."""
+    hours; the server applies the same to its side; a DATABASE_URL that sets its own value keeps
+    it, on both sides."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from shared.postgres_store import PostgresStore
@@ -315,9 +327,13 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
             bell = store.finished_bell()
             assert bell is not None and store._listener is not None
             with store._connect() as conn:
-                sockets = {"pool": conn.fileno(), "listen": store._listener.fileno(), "finished": bell.fileno()}
-                for name, fd in sockets.items():
-                    assert _tcp_options(fd) == (1, idle, 5, 3, 20_000), name
+                connections = {"pool": conn, "listen": store._listener, "finished": bell.conn}
+                for name, connection in connections.items():
+                    assert _tcp_options(connection.fileno()) == (1, idle, 5, 3, 20_000), name
+                    # The server's side: a client gone in mid-transaction must not keep its locks.
+                    server_side = [_server_setting(connection, setting) for setting in SERVER_SIDE_LIMITS]
+                    assert server_side == [str(idle), "5", "3", "20000"], name
+                assert _server_setting(conn, "lock_timeout") == "5s"
             bell.close()
     finally:
         for store in stores:
