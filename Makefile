@@ -8,9 +8,11 @@ CHROMIUM := /usr/bin/chromium
 # The clock-skew tests run a worker on a shifted clock with Debian's libfaketime (its `faketime`
 # package brings the library the tests preload).
 FAKETIME := /usr/bin/faketime
+# The vanishing-database-host test puts a server of its own in a network namespace (iproute2's `ip`).
+IPROUTE := /usr/bin/ip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser faketime bench soak lint clean
+.PHONY: run test install install-dev browser faketime iproute bench soak lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +48,12 @@ $(FAKETIME):
 
 faketime: $(FAKETIME)
 
+$(IPROUTE):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2
+
+iproute: $(IPROUTE)
+
 .env:
 	cp .env.example .env
 
@@ -57,7 +65,7 @@ run: install .env
 # Test files run in TEST_PROCESSES parallel processes (one file stays in one process, so its
 # module-wide services are started once).
 TEST_PROCESSES ?= 3
-test: install-dev browser faketime
+test: install-dev browser faketime iproute
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from harness.processes import free_port
+from tests.network import Host
+
+DEFAULT_PORT = 5432
 
 
 def server_binaries() -> Path | None:
@@ -29,13 +32,17 @@ def server_binaries() -> Path | None:
 class PrivateServer:
     """initdb, pg_ctl start, stop and start again; `url` reaches its `postgres` database.
 
+    On 127.0.0.1, or, given a `host` (tests.network), inside its namespace on each of its links:
+    then `url` names every link's address, in order (libpq tries them in turn).
+
     PostgreSQL refuses to run as root: then the server runs as the `postgres` user (runuser)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: Host | None = None) -> None:
         bindir = server_binaries()
         if bindir is None:
             pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed: no server to restart")
         self.bindir = bindir
+        self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="qtq-pg-"))
         self.as_user: list[str] = []
         if os.geteuid() == 0:
@@ -44,6 +51,18 @@ class PrivateServer:
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.data = self.dir / "data"
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        if host is not None:
+            # A namespace of its own: the port is free there, and the server answers on each link.
+            self.port = DEFAULT_PORT
+            self.listen = ",".join(link.address for link in host.links)
+            self.url = (
+                f"postgresql://postgres@{','.join(f'{link.address}:{self.port}' for link in host.links)}/postgres"
+            )
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 10.231.0.0/16 trust\n")
+            self._ctl("start")
+            return
+        self.listen = "127.0.0.1"
         # The server binds its port itself, so a port free a moment ago may be taken by the time it
         # starts: then it tries another.
         for _ in range(5):
@@ -62,12 +81,14 @@ class PrivateServer:
 
     def _run(self, program: str, *args: str, check: bool = True) -> bool:
         command = [*self.as_user, str(self.bindir / program), *args]
+        if program == "pg_ctl" and self.host is not None:
+            command = self.host.run(command)
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0 or not check, f"{program} failed: {done.stdout}{done.stderr}"
         return done.returncode == 0
 
     def _ctl(self, *args: str, check: bool = True) -> bool:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses={self.listen} -c fsync=off"
         log = str(self.dir / "server.log")
         return self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", *args, check=check)
 

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from harness.databases import FreshDatabase
+from tests import network
 from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
 from tests.private_postgres import PrivateServer
 from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, submit, wait_for
@@ -44,6 +45,12 @@ BACK_WITHIN_SECONDS = 5.0
 # While the server is down a request waits about a second for a connection, then asks the server
 # itself (it would otherwise wait POOL_TIMEOUT_SECONDS, ten).
 DOWN_ANSWER_SECONDS = 3.0
+# The vanishing-host test's own limits, in its DATABASE_URL (a URL's values win over the service's
+# defaults, which test_store reads off every kind of connection): a dark path is given up in
+# about 3 s rather than 20, so that the test is quick.
+SHORT_LIMITS = "connect_timeout=2&keepalives_idle=1&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=2000"
+# From the moment the first address goes dark until tasks are taken again through the second.
+TAKEN_AGAIN_SECONDS = 10.0
 
 TERMINATE = """
 SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
@@ -103,12 +110,17 @@ class Load:
     def _submit(self, base_url: str) -> None:
         with httpx.Client(base_url=base_url, timeout=30) as client:
             while len(self.acknowledged) < self.tasks:
-                response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
-                if self._record("POST", response, 202):
-                    task_id = response.json()["task_id"]
+                try:
+                    response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
+                    if self._record("POST", response, 202):
+                        task_id = response.json()["task_id"]
+                        with self._lock:
+                            self.acknowledged.append(task_id)
+                        self._record("GET", client.get(f"/tasks/{task_id}"), 200)
+                except httpx.TimeoutException as error:  # a hung API: recorded, and this client stops
                     with self._lock:
-                        self.acknowledged.append(task_id)
-                    self._record("GET", client.get(f"/tasks/{task_id}"), 200)
+                        self.refusals.append(f"no answer within 30 s: {error!r}")
+                    return
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -275,3 +287,39 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(ser
             database.drop()
             with psycopg.connect(server.url, autocommit=True) as conn:
                 conn.execute("DROP TABLESPACE IF EXISTS small")
+
+
+@pytest.fixture
+def two_path_server() -> Iterator[tuple[network.Host, PrivateServer]]:
+    """A server of the test's own on a host of its own, reached over two links (tests.network)."""
+    with network.host() as host:
+        made = PrivateServer(host)
+        try:
+            yield host, made
+        finally:
+            made.remove()
+
+
+def test_a_host_that_vanishes_is_given_up_and_the_next_address_serves(two_path_server, make_cluster, tmp_path) -> None:
+    """DATABASE_URL names the server by two addresses (libpq tries them in turn). Under load the
+    first goes dark, as in a power cut or a network split: no reset, no FIN, nothing answers. Each
+    process gives up its connections through it within the URL's timeouts and goes on through the
+    second: tasks are taken again within seconds, every acknowledged task completes exactly once,
+    clients see only 503 meanwhile, and idle workers wake at once again (their LISTEN is back)."""
+    host, server = two_path_server
+    database = FreshDatabase(tmp_path, "postgres", admin=f"{server.url}?{SHORT_LIMITS}")
+    cluster: Cluster = make_cluster(SIMULATOR_THREADS=1, database=database)
+    apis = start_services(cluster)
+    with Load(apis) as load:
+        wait_for(lambda: len(load.acknowledged) >= TASKS // 3, 60, "a third of the tasks to be acknowledged")
+        host.cut(host.links[0])
+        dark, before = time.monotonic(), len(load.acknowledged)
+        wait_for(lambda: len(load.acknowledged) >= before + 20, 60, "tasks to be taken again after the cut")
+        taken_again = time.monotonic() - dark
+    assert taken_again < TAKEN_AGAIN_SECONDS, (
+        f"tasks were taken again only {taken_again:.1f} s after the first address went dark"
+    )
+    wait_all_through_503(cluster, load.acknowledged)
+    assert_each_ran_once(cluster, load)
+    assert_idle_workers_wake_at_once(cluster)
+    assert_all_served_through(cluster)

@@ -1,0 +1,66 @@
+"""A host of the test's own on the network: a Linux network namespace joined to this one by two
+virtual Ethernet links, each with an address of its own, so that a test can make one path to a
+server vanish the way a power cut or a network split does (no reset, no FIN: packets go
+unanswered) while the other still answers. Needs root, or sudo without a password (`ip netns`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+def _ip(*args: str) -> None:
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    done = subprocess.run([*sudo, "ip", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"ip {' '.join(args)} failed (root or sudo needed): {done.stderr.strip()}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One path to the host: the namespace's end is `inside` and answers on `address`."""
+
+    outside: str
+    inside: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Host:
+    namespace: str
+    links: tuple[Link, ...]
+
+    def run(self, command: list[str]) -> list[str]:
+        """`command` run inside the host's namespace (a server started so listens there)."""
+        return ["ip", "netns", "exec", self.namespace, *command]
+
+    def cut(self, link: Link) -> None:
+        """The link goes dark on the host's side: whatever is sent down it is never answered."""
+        _ip("-n", self.namespace, "link", "set", link.inside, "down")
+
+
+@contextlib.contextmanager
+def host(links: int = 2) -> Iterator[Host]:
+    """A namespace reachable from here over `links` links, on 10.231.N.0/30 subnets picked by this
+    process's id (so that two test runs on one machine do not collide); removed afterwards."""
+    tag = f"qtq{os.getpid() % 100000}"
+    base = os.getpid() % 60 * 4  # room for 4 links per process in 10.231.0.0/16
+    made = Host(tag, tuple(Link(f"{tag}o{i}", f"{tag}i{i}", f"10.231.{base + i}.2") for i in range(links)))
+    _ip("netns", "add", made.namespace)
+    try:
+        _ip("-n", made.namespace, "link", "set", "lo", "up")
+        for link in made.links:
+            prefix = link.address.rsplit(".", 1)[0]
+            _ip("link", "add", link.outside, "type", "veth", "peer", "name", link.inside, "netns", made.namespace)
+            _ip("addr", "add", f"{prefix}.1/30", "dev", link.outside)
+            _ip("link", "set", link.outside, "up")
+            _ip("-n", made.namespace, "addr", "add", f"{link.address}/30", "dev", link.inside)
+            _ip("-n", made.namespace, "link", "set", link.inside, "up")
+        yield made
+    finally:
+        for link in made.links:
+            with contextlib.suppress(AssertionError):  # not made, or gone with the namespace
+                _ip("link", "del", link.outside)
+        _ip("netns", "del", made.namespace)
