@@ -318,7 +318,7 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
     if not host or host.startswith("/"):
         pytest.fail(f"TEST_DATABASE_URL must reach the server over TCP for this check, not a Unix socket ({host!r})")
     database = FreshDatabase(tmp_path)
-    own = make_conninfo(database.url, keepalives_idle=60)
+    own = make_conninfo(database.url, keepalives_idle=60, options="-c work_mem=8MB")
     stores = [PostgresStore(database.url, pool_size=1), PostgresStore(own, pool_size=1)]
     try:
         for store, idle in zip(stores, (5, 60), strict=True):
@@ -334,6 +334,8 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
                     server_side = [_server_setting(connection, setting) for setting in SERVER_SIDE_LIMITS]
                     assert server_side == [str(idle), "5", "3", "20000"], name
                 assert _server_setting(conn, "lock_timeout") == "5s"
+                if idle == 60:  # the URL's own options are kept beside the service's
+                    assert _server_setting(conn, "work_mem") == "8MB"
             bell.close()
     finally:
         for store in stores:
