@@ -26,6 +26,11 @@ class Link:
     inside: str
     address: str
 
+    @property
+    def peer(self) -> str:
+        """The address of this side's end of the link."""
+        return self.address.rsplit(".", 1)[0] + ".1"
+
 
 @dataclass(frozen=True)
 class Host:
@@ -37,8 +42,11 @@ class Host:
         return ["ip", "netns", "exec", self.namespace, *command]
 
     def cut(self, link: Link) -> None:
-        """The link goes dark on the host's side: whatever is sent down it is never answered."""
-        _ip("-n", self.namespace, "link", "set", link.inside, "down")
+        """The path through `link` goes dark: the host drops every packet it would send back that
+        way (a blackhole route), so what arrives there is never answered, not even with a reset
+        or an ICMP error, and the link itself stays up, as with a host that lost power behind a
+        switch or a router."""
+        _ip("-n", self.namespace, "route", "add", "blackhole", f"{link.peer}/32")
 
 
 @contextlib.contextmanager
@@ -52,9 +60,8 @@ def host(links: int = 2) -> Iterator[Host]:
     try:
         _ip("-n", made.namespace, "link", "set", "lo", "up")
         for link in made.links:
-            prefix = link.address.rsplit(".", 1)[0]
             _ip("link", "add", link.outside, "type", "veth", "peer", "name", link.inside, "netns", made.namespace)
-            _ip("addr", "add", f"{prefix}.1/30", "dev", link.outside)
+            _ip("addr", "add", f"{link.peer}/30", "dev", link.outside)
             _ip("link", "set", link.outside, "up")
             _ip("-n", made.namespace, "addr", "add", f"{link.address}/30", "dev", link.inside)
             _ip("-n", made.namespace, "link", "set", link.inside, "up")

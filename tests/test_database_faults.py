@@ -50,7 +50,7 @@ DOWN_ANSWER_SECONDS = 3.0
 # about 3 s rather than 20, so that the test is quick.
 SHORT_LIMITS = "connect_timeout=2&keepalives_idle=1&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=2000"
 # From the moment the first address goes dark until tasks are taken again through the second.
-TAKEN_AGAIN_SECONDS = 10.0
+TAKEN_AGAIN_SECONDS = 15.0
 
 TERMINATE = """
 SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
