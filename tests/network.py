@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,13 +50,25 @@ class Host:
         _ip("-n", self.namespace, "route", "add", "blackhole", f"{link.peer}/32")
 
 
+def _free_block(links: int) -> int:
+    """The first N such that none of 10.231.N.0/24 .. 10.231.(N+links-1).0/24 is in use here."""
+    shown = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    used = {int(third) for third in re.findall(r"inet 10\.231\.(\d+)\.", shown)}
+    for base in range(0, 256 - links, links):
+        if not used & set(range(base, base + links)):
+            return base
+    raise AssertionError("no free 10.231.N.0/24 block for the test's host")
+
+
 @contextlib.contextmanager
 def host(links: int = 2) -> Iterator[Host]:
-    """A namespace reachable from here over `links` links, on 10.231.N.0/30 subnets picked by this
-    process's id (so that two test runs on one machine do not collide); removed afterwards."""
+    """A namespace reachable from here over `links` links, on 10.231.N.0/30 subnets not in use yet
+    on this machine; removed afterwards (a namespace of the same name left by a killed run first)."""
     tag = f"qtq{os.getpid() % 100000}"
-    base = os.getpid() % 60 * 4  # room for 4 links per process in 10.231.0.0/16
+    base = _free_block(links)
     made = Host(tag, tuple(Link(f"{tag}o{i}", f"{tag}i{i}", f"10.231.{base + i}.2") for i in range(links)))
+    with contextlib.suppress(AssertionError):
+        _ip("netns", "del", made.namespace)
     _ip("netns", "add", made.namespace)
     try:
         _ip("-n", made.namespace, "link", "set", "lo", "up")
