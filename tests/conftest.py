@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from harness import databases
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.services import Cluster, running_cluster
+from tests.services import Cluster, assert_clean_logs, running_cluster
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
 
@@ -63,6 +63,10 @@ def make_cluster(tmp_path: Path) -> Iterator[type]:
     yield factory  # type: ignore[misc]
     for cluster in made:
         cluster.drop()
+    # Whatever a test did to them, no process may have logged a traceback or a parser panic.
+    for cluster in made:
+        for service in cluster.all_services():
+            assert_clean_logs(service)
 
 
 @pytest.fixture(scope="module")
