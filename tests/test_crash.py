@@ -7,6 +7,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -45,15 +46,31 @@ def simulation_child(worker: Service) -> int:
     return pids[-1]
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def test_killed_worker_task_is_completed_by_another(make_cluster) -> None:
     cluster: Cluster = make_cluster(LEASE_SECONDS=2)
     cluster.start_api()
     first = cluster.start_worker()
     with cluster.client() as client:
-        task_id = submit(client, SLOW, shots=10)
+        task_id = submit(client, slow_circuit(50_000), shots=10)  # three seconds or more
         wait_status(client, task_id, "pending")
         second = cluster.start_worker(wait=False)  # starts while the first holds the only task
-        first.kill()  # SIGKILL: no chance to clean up
+        simulation = first.children()
+        assert simulation, "the worker has no simulation process"
+        # SIGKILL to the worker alone, as the kernel's OOM killer sends it: no chance to clean up.
+        first.send(signal.SIGKILL)
+        assert first.process is not None and first.process.wait(10) == -signal.SIGKILL
+        # Its simulation process, busy with the slow task, goes with it rather than run on alone.
+        # (The task has seconds left to run: an orphan would still be at it well past the deadline.)
+        wait_for(lambda: not any(running(pid) for pid in simulation), 1.5, "the simulation process to die")
         task = wait_done(client, task_id, timeout=90)
     assert task["status"] == "completed", task
     assert task["attempts"] == 2
