@@ -176,3 +176,15 @@ def test_streamed_body_without_length_is_cut_off_at_the_limit(client: httpx.Clie
 
     response = client.post("/tasks", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def test_behind_a_tls_proxy_the_forwarded_scheme_counts_for_the_origin_check(api: Cluster) -> None:
+    """A TLS-terminating proxy on this machine passes X-Forwarded-Proto: https; uvicorn trusts it
+    from 127.0.0.1, so a page of https://<host> may write, and without the header it is another
+    origin (http://<host> is what the API itself sees)."""
+    host = f"127.0.0.1:{api.port}"
+    cancel = f"{api.base_url}/tasks/no-such-task/cancel"  # 404 once let through, 403 when refused
+    page = {"host": host, "origin": f"https://{host}"}
+    assert httpx.post(cancel, headers={**page, "x-forwarded-proto": "https"}).status_code == 404
+    refused = httpx.post(cancel, headers=page)
+    assert refused.status_code == 403 and refused.json()["detail"].startswith("cross-origin request refused")
