@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from qtq import Client
 from qtq.cli import EPILOG, build_parser
+from qtq.display import counts_table
 
 from tests.services import BELL_QASM3
 
@@ -235,3 +236,14 @@ def test_control_characters_from_a_task_are_escaped_never_sent_to_the_terminal(b
     assert "note=\\x1b[2J\\x9b31m\\x0aline" in listed.stdout
     as_json = qtq("get", task_id.stdout.strip(), "--json", url=base_url)
     assert json.loads(as_json.stdout)["tags"]["note"] == hostile and as_json.stdout.isascii()
+
+
+def test_a_table_of_many_outcomes_shows_the_16_most_frequent_and_sums_the_rest() -> None:
+    """As the dashboard: 16 rows in order of frequency (ties by outcome), then one `other` row
+    with the rest's number (thousands separated) and their summed count."""
+    counts = {format(i, "015b"): 1 for i in range(100, 20_100)} | {format(0, "015b"): 50, format(1, "015b"): 30}
+    rows = [row.split() for row in counts_table(counts, bars=False)]
+    assert len(rows) == 17
+    assert [row[:2] for row in rows[:2]] == [[format(0, "015b"), "50"], [format(1, "015b"), "30"]]
+    assert [row[0] for row in rows[2:16]] == [format(i, "015b") for i in range(100, 114)]
+    assert rows[16][:4] == ["other", "(19,986", "outcomes)", "19986"]

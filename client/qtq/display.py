@@ -28,7 +28,7 @@ def counts_table(counts: Counts, bars: bool, indent: str = "") -> list[str]:
     rows = ranked[:TOP_OUTCOMES]
     if len(ranked) > TOP_OUTCOMES:
         rest = ranked[TOP_OUTCOMES:]
-        rows.append((f"other ({len(rest)} outcomes)", sum(n for _, n in rest)))
+        rows.append((f"other ({len(rest):,} outcomes)", sum(n for _, n in rest)))
     if not rows:
         return [f"{indent}(no counts)"]
     key_width = max(len(key) for key, _ in rows)
