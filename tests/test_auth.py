@@ -174,6 +174,18 @@ def test_metrics_need_an_admin_key_or_the_metrics_token(keyed: tuple[TestClient,
     assert client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 19}).status_code == 401
 
 
+def test_metrics_token_guards_metrics_even_while_the_service_is_open(tmp_path: Path) -> None:
+    """No key exists, so anyone may submit and read tasks; /metrics still needs METRICS_TOKEN."""
+    with keyed_app(tmp_path, metrics_token="m" * 20) as client:
+        assert client.get("/tasks").status_code == 200
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["detail"] == "/metrics needs METRICS_TOKEN as Authorization: Bearer <token>"
+        assert client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 19}).status_code == 401
+        token = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20})
+        assert token.status_code == 200 and "qtq_tasks" in token.text
+
+
 def test_a_quota_answers_429_with_retry_after_and_refuses_a_batch_whole(tmp_path: Path) -> None:
     with keyed_app(tmp_path, default_max_queued=3) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
@@ -239,6 +251,15 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert "RATE_LIMIT_PER_SECOND=3" in answers[3].json()["detail"]
         other = make_key(client.app.state.store, "other")  # type: ignore[attr-defined]
         assert client.get("/tasks", headers=other).status_code == 200, "one key's rate held back another"
+
+
+def test_with_no_keys_the_rate_limit_counts_per_client_address(tmp_path: Path) -> None:
+    with keyed_app(tmp_path, rate_limit_per_second=3) as client:
+        answers = [client.get("/tasks") for _ in range(5)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+        assert answers[3].headers["retry-after"] == "1"
+        elsewhere = TestClient(client.app, base_url="http://127.0.0.1:8000", client=("192.0.2.7", 40000))
+        assert elsewhere.get("/tasks").status_code == 200, "one address's rate held back another"
 
 
 def test_no_cors_headers_unless_origins_are_listed(tmp_path: Path) -> None:
