@@ -40,6 +40,19 @@ def test_a_full_queue_refuses_with_503_and_stores_nothing(tmp_path: Path) -> Non
         assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
 
 
+def test_a_batch_that_would_overfill_the_queue_is_refused_whole_with_503(tmp_path: Path) -> None:
+    size = len(BELL_QASM3.encode())
+    with app_client(tmp_path, max_queued_bytes=3 * size) as client:
+        assert client.post("/tasks", json={"circuit": BELL_QASM3}).status_code == 202
+        refused = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}] * 3})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        detail = refused.json()["detail"]
+        assert f"MAX_QUEUED_BYTES={3 * size}" in detail and detail.endswith("retry when some have finished")
+        assert len(client.get("/tasks").json()["items"]) == 1, "part of the batch was stored"
+        batch = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}] * 2})
+        assert batch.status_code == 202 and len(batch.json()["task_ids"]) == 2
+
+
 def test_a_five_thousand_digit_number_is_named_not_called_invalid_json(client: TestClient) -> None:
     body = '{"circuit": "qubit q;", "shots": ' + "9" * 5000 + "}"
     response = client.post("/tasks", content=body, headers={"content-type": "application/json"})
