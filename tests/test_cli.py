@@ -41,10 +41,14 @@ SLOW = (
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
-def qtq(*args: str, url: str, stdin: str | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """Run the installed `qtq` with QTQ_URL set, its output piped."""
+def qtq(
+    *args: str, url: str, stdin: str | None = None, timeout: float = 90, api_key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `qtq` with QTQ_URL (and QTQ_API_KEY, if given) set, its output piped."""
     assert QTQ.exists(), f"{QTQ} is missing: `make install` installs the client and its command"
-    env = {**os.environ, "QTQ_URL": url, "COLUMNS": "100"}
+    env = {k: v for k, v in os.environ.items() if k != "QTQ_API_KEY"} | {"QTQ_URL": url, "COLUMNS": "100"}
+    if api_key is not None:
+        env["QTQ_API_KEY"] = api_key
     done = subprocess.run(
         [str(QTQ), *args], input=stdin, capture_output=True, text=True, env=env, timeout=timeout, check=False
     )

@@ -30,6 +30,7 @@ from qtq import (
     ServiceUnavailable,
     TaskCancelled,
     TaskFailed,
+    TooLarge,
     Unauthorized,
     ValidationError,
     WaitTimeout,
@@ -419,6 +420,7 @@ def test_retries_run_out_into_a_qtq_error_never_an_httpx_one(pauses: list[float]
         (httpx.Response(401, json={"detail": "API key required"}), Unauthorized, "API key required"),
         (httpx.Response(403, json={"detail": "not yours"}), Unauthorized, "not yours"),
         (httpx.Response(409, json={"detail": "key reused"}), Conflict, "key reused"),
+        (httpx.Response(413, json={"detail": "circuit too large"}), TooLarge, "circuit too large"),
         (
             httpx.Response(507, json={"detail": "disk full"}, headers={"Retry-After": "10"}),
             ServiceUnavailable,
@@ -437,11 +439,38 @@ def test_each_status_becomes_its_error(answer: httpx.Response, error: type[APIEr
 
 
 @pytest.mark.database_independent
+def test_by_default_five_retries_with_pauses_doubling_to_at_most_ten_seconds(pauses: list[float]) -> None:
+    sent: list[httpx.Request] = []
+    with mock_client([httpx.ConnectError("refused")] * 6, sent) as client, pytest.raises(ConnectionFailed):
+        client.get("t-1")
+    assert len(sent) == 6 and len(pauses) == 5
+    for pause, doubled in zip(pauses, (0.5, 1, 2, 4, 8), strict=True):
+        assert doubled / 2 <= pause <= doubled  # jittered by a factor of 0.5 to 1
+    pauses.clear()
+    with mock_client([httpx.ConnectError("refused")] * 8, sent, retries=7) as client, pytest.raises(ConnectionFailed):
+        client.get("t-1")
+    assert all(5 <= pause <= 10 for pause in pauses[5:]) and len(pauses) == 7  # 16 s and 32 s cut to 10 s
+
+
+@pytest.mark.database_independent
+def test_a_429_that_outlasts_every_retry_is_service_unavailable(pauses: list[float]) -> None:
+    sent: list[httpx.Request] = []
+    slow_down = [httpx.Response(429, headers={"Retry-After": "1"}, json={"detail": "rate limit"})] * 3
+    with mock_client(slow_down, sent, retries=2) as client, pytest.raises(ServiceUnavailable) as refused:
+        client.submit(BELL_QASM3)
+    assert refused.value.status_code == 429 and refused.value.detail == "rate limit" and pauses == [1.0, 1.0]
+
+
+@pytest.mark.database_independent
 def test_the_url_and_key_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QTQ_URL", "http://qtq.example:9000/")
     monkeypatch.setenv("QTQ_API_KEY", "from-env")
     with Client() as client:
         assert client.url == "http://qtq.example:9000"
+    sent: list[httpx.Request] = []
+    with mock_client([ACCEPTED], sent) as client:
+        client.submit(BELL_QASM3)
+    assert sent[0].headers["Authorization"] == "Bearer from-env"
     monkeypatch.delenv("QTQ_URL")
     with Client() as client:
         assert client.url == "http://127.0.0.1:8000"

@@ -4,6 +4,7 @@ worker, the start-up refusal, and no key in any log."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,7 @@ import pytest
 from api_server.auth import OPEN_MODE_SECONDS
 from harness.processes import listening_socket
 from tests.services import BELL_QASM3, Cluster, assert_clean_logs, keys_cli, needs_a_key, new_key, wait_for
+from tests.test_cli import qtq
 
 pytestmark = pytest.mark.local
 
@@ -42,8 +44,17 @@ def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_e
         with httpx.Client(base_url=api.url) as client:
             assert client.get("/tasks").status_code == 401
             assert client.post("/tasks", json={"circuit": BELL_QASM3}, headers=headers).status_code == 202
+    # The qtq command: the key from --api-key or QTQ_API_KEY; a refused one is exit status 4.
+    by_flag = qtq("list", "--json", "--api-key", alice, url=first.url)
+    assert by_flag.returncode == 0 and len(json.loads(by_flag.stdout)) == 2, by_flag.stderr
+    by_env = qtq("list", "--json", url=second.url, api_key=alice)
+    assert by_env.returncode == 0 and json.loads(by_env.stdout) == json.loads(by_flag.stdout), by_env.stderr
+    keyless = qtq("list", url=first.url)
+    assert keyless.returncode == 4 and "this service needs an API key" in keyless.stderr, keyless.stderr
     revoked = keys_cli(cluster, "revoke", "alice")
     assert revoked.returncode == 0, revoked.stderr
+    after = qtq("list", url=first.url, api_key=alice)
+    assert after.returncode == 4 and "the API key 'alice' has been revoked" in after.stderr, after.stderr
     for api in (first, second):  # no waiting: the very next request is refused
         with httpx.Client(base_url=api.url) as client:
             answer = client.get("/tasks", headers=headers)
