@@ -138,6 +138,11 @@ def test_list_filters_by_tag(base_url: str, files: Path) -> None:
     assert f"i=1,run={run}" in one.stdout or f"run={run},i=1" in one.stdout
     two = qtq("list", "--tag", f"run={run}", "--limit", "2", "--json", url=base_url)
     assert len(json.loads(two.stdout)) == 2
+    with Client(base_url) as client:
+        broken = client.submit(BROKEN_BELL, tags={"run": run})
+        broken.wait(timeout=60)
+    failed = qtq("list", "--tag", f"run={run}", "--status", "failed", "--json", url=base_url)
+    assert [item["task_id"] for item in json.loads(failed.stdout)] == [broken.id]
 
 
 def test_batch_wait_shows_each_file_in_order_without_a_bar_when_piped(base_url: str, files: Path) -> None:
