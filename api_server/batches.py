@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api_server.auth import Caller, CallerDep
 from api_server.batch_schemas import BatchAccepted, BatchCreate, BatchPublic, BatchTaskList
-from api_server.deps import SettingsDep, StoreDep
+from api_server.deps import SettingsDep, StoreDep, WatcherDep
 from api_server.schemas import ERROR_RESPONSES, MAX_WAIT_SECONDS, WRITE_ERROR_RESPONSES, Message
 from api_server.submissions import IdempotencyKey, key_conflict, new_task, queue_full, refuse, request_hash
 from api_server.views import CURSOR_PATTERN, batch_view, decode_cursor, encode_cursor, public_view
@@ -117,6 +117,7 @@ async def get_batch(
     batch_id: str,
     caller: CallerDep,
     store: StoreDep,
+    watcher: WatcherDep,
     wait: Annotated[
         float,
         Query(ge=0, le=MAX_WAIT_SECONDS, description="Long-poll: answer once every task is final, or after this."),
@@ -126,7 +127,7 @@ async def get_batch(
     deadline = time.monotonic() + wait
     batch = await _batch(store, batch_id, caller)
     pause = 0.005
-    while not batch.done and time.monotonic() < deadline:
+    while not batch.done and time.monotonic() < deadline and not watcher.stopping:
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 0.25)
         batch = await _batch(store, batch_id, caller)

@@ -10,11 +10,13 @@ import argparse
 import logging
 import signal
 import socket
+from types import FrameType
 
 import uvicorn
 
 from api_server import connections, descriptors
 from api_server.app import create_app
+from api_server.waiters import CompletionWatcher
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
 from shared.runtime import freeze_what_is_loaded
@@ -65,7 +67,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
     freeze_what_is_loaded()
-    uvicorn.Server(config).run(sockets=sockets)
+    Server(config, app.state.watcher).run(sockets=sockets)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server; on SIGTERM or Ctrl-C the long-polls in flight answer at once, with their
+    task as it is, so that the graceful stop neither waits for them nor cuts them off at
+    SHUTDOWN_GRACE_SECONDS (which answered a 500 and logged a traceback)."""
+
+    def __init__(self, config: uvicorn.Config, watcher: CompletionWatcher) -> None:
+        super().__init__(config)
+        self.watcher = watcher
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.watcher.release()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from api_server.schemas import (
 from api_server.submissions import IdempotencyKey, accept_task, refuse
 from api_server.task_options import MAX_TAGS
 from api_server.views import CURSOR_PATTERN, decode_cursor, encode_cursor, list_item, public_view
+from api_server.waiters import ShuttingDown
 from shared.models import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ async def get_task(
         if not task.status.is_terminal:
             try:
                 task = await asyncio.wait_for(finished, wait)  # as the watcher read it
-            except TimeoutError:
+            except (TimeoutError, ShuttingDown):
                 latest = await run_in_threadpool(store.get_task, task_id)
                 task = latest or task
     return _task_response(task, caller)

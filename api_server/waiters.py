@@ -35,9 +35,17 @@ SAFETY_CHECK_SECONDS = 0.1
 BELL_RETRY_SECONDS = 5.0  # how often a lost doorbell is opened again
 
 
+class ShuttingDown(Exception):
+    """This API process is stopping: a long-poll answers now, with the task as it is."""
+
+
 class CompletionWatcher:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Set on SIGTERM or Ctrl-C (see release): long-polls answer at once rather than hold up the
+        # graceful stop until SHUTDOWN_GRACE_SECONDS, where uvicorn would cut them off.
+        self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[str, list[asyncio.Future[Task]]] = {}
         self._new_waiter = False
         self._anyone_waiting = asyncio.Event()  # while nobody waits, the watcher sleeps on this
@@ -49,6 +57,7 @@ class CompletionWatcher:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._listen(self.store.finished_bell())
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="completion-watcher")
 
@@ -97,11 +106,26 @@ class CompletionWatcher:
                 await self._task
         self._close_bell()
 
+    def release(self) -> None:
+        """The process is stopping: every long-poll answers now, and any new one at once (with
+        ShuttingDown). Safe to call from a signal handler."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release)
+
+    def _release(self) -> None:
+        self.stopping = True
+        for futures in self._waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(ShuttingDown())
+
     @contextlib.contextmanager
     def waiter(self, task_id: str):  # type: ignore[no-untyped-def]
         """Register before reading the task, so a finish between the read and the wait is not
-        missed; the future's result is the finished task."""
+        missed; the future's result is the finished task (ShuttingDown once the process stops)."""
         future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        if self.stopping:
+            future.set_exception(ShuttingDown())
         self._waiting.setdefault(task_id, []).append(future)
         if self._bell is None:
             self._new_waiter = True  # polling: look soon, whatever the version says
@@ -109,6 +133,8 @@ class CompletionWatcher:
         try:
             yield future
         finally:
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a ShuttingDown nobody awaited is not an error
             futures = self._waiting.get(task_id, [])
             if future in futures:
                 futures.remove(future)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -236,3 +238,45 @@ def test_long_poll_gives_up_at_its_deadline_on_a_running_task(make_cluster) -> N
         waited = time.monotonic() - started
         assert 0.5 <= waited < 1.5, f"the long-poll answered after {waited:.2f} s, not at its 0.5 s deadline"
         client.post(f"/tasks/{task_id}/cancel")
+
+
+def _request_read(server_port: int, client_port: int) -> bool:
+    """The server has read everything this client sent on the connection between the two ports
+    (the server side's receive queue in /proc/net/tcp is empty)."""
+    wanted = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (fields[1], fields[2]) == wanted:
+            return int(fields[4].split(":")[1], 16) == 0
+    return False
+
+
+def test_sigterm_answers_the_long_polls_in_flight_at_once_and_exits_0(make_cluster) -> None:
+    """A stopping API does not hold its graceful stop for the long-polls it is serving, nor cut them
+    off at SHUTDOWN_GRACE_SECONDS: each answers 200 with its task or batch as it is (nothing runs
+    them: no worker), and the process exits 0 within a second."""
+    cluster: Cluster = make_cluster()
+    api = cluster.start_api()
+    with cluster.client() as client:
+        task_id = submit(client, BELL_QASM3, shots=10)
+        batch_id = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}]}).json()["batch_id"]
+    polls = []
+    for path in (f"/tasks/{task_id}?wait=30", f"/batches/{batch_id}?wait=30"):
+        poll = socket.create_connection(("127.0.0.1", cluster.port), timeout=30)
+        poll.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{cluster.port}\r\nConnection: close\r\n\r\n".encode())
+        port = poll.getsockname()[1]
+        wait_for(lambda port=port: _request_read(cluster.port, port), 10, "the API to read the long-poll")
+        polls.append(poll)
+    stopping = time.monotonic()
+    api.send(signal.SIGTERM)
+    answers = []
+    for poll in polls:
+        with poll:
+            answers.append(b"".join(iter(lambda poll=poll: poll.recv(65536), b"")))
+    assert api.process is not None and api.process.wait(10) == 0
+    took = time.monotonic() - stopping
+    assert took < 1.0, f"the API took {took:.1f} s to stop"
+    task, batch = (json.loads(answer.partition(b"\r\n\r\n")[2]) for answer in answers)
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
+    assert task["task_id"] == task_id and task["status"] == "submitted"
+    assert batch["batch_id"] == batch_id and batch["done"] is False
