@@ -67,6 +67,35 @@ def test_two_qubit_depolarizing_noise_lowers_zz_by_the_model(client: httpx.Clien
     assert abs(task["expectation_values"][0] - 0.8) < 1e-9
 
 
+def test_one_qubit_depolarizing_noise_shrinks_z_by_the_model(client: httpx.Client) -> None:
+    flipped = HEADER + "qubit[1] q;\nx q[0];\n"
+    task = run(client, flipped, observables=["Z"], noise={"depolarizing_1q": 0.3})
+    # ρ → (1-p)ρ + p·I/2 after the x: <Z> = -(1 - p) exactly, on the density matrix.
+    assert abs(task["expectation_values"][0] + 0.7) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("method", "circuit", "shots", "outcomes"),
+    [
+        ("matrix_product_state", BELL_QASM3, 400, {"00", "11"}),
+        # A non-Clifford t, which the stabilizer method refuses; Aer's extended stabilizer samples
+        # each shot on its own (about 70 ms a shot here), hence so few.
+        (
+            "extended_stabilizer",
+            HEADER + "qubit[2] q;\nbit[2] c;\nh q[0];\nt q[0];\ncx q[0], q[1];\nc = measure q;\n",
+            10,
+            {"00", "11"},
+        ),
+    ],
+)
+def test_the_other_methods_run_what_they_can(
+    client: httpx.Client, method: str, circuit: str, shots: int, outcomes: set
+) -> None:
+    task = run(client, circuit, shots=shots, seed=4, method=method)
+    assert task["status"] == "completed" and task["method"] == method, task
+    assert set(task["result"]) <= outcomes and sum(task["result"].values()) == shots
+
+
 def test_readout_noise_p10_of_one_reads_every_one_as_zero(client: httpx.Client) -> None:
     task = run(client, BELL_QASM3, shots=300, seed=2, noise={"readout": {"p10": 1}})
     assert task["result"] == {"00": 300}
