@@ -53,6 +53,14 @@ def test_a_batch_that_would_overfill_the_queue_is_refused_whole_with_503(tmp_pat
         assert batch.status_code == 202 and len(batch.json()["task_ids"]) == 2
 
 
+def test_a_list_without_a_limit_gives_pages_of_50(client: TestClient) -> None:
+    ids = client.post("/batches", json={"tasks": [{"circuit": BELL_QASM3}] * 51}).json()["task_ids"]
+    page = client.get("/tasks").json()
+    assert [item["task_id"] for item in page["items"]] == ids[:0:-1]  # newest first
+    rest = client.get("/tasks", params={"cursor": page["next_cursor"]}).json()
+    assert [item["task_id"] for item in rest["items"]] == ids[:1] and "next_cursor" not in rest
+
+
 def test_a_five_thousand_digit_number_is_named_not_called_invalid_json(client: TestClient) -> None:
     body = '{"circuit": "qubit q;", "shots": ' + "9" * 5000 + "}"
     response = client.post("/tasks", content=body, headers={"content-type": "application/json"})
