@@ -117,3 +117,16 @@ def test_aer_failure_text_becomes_one_line() -> None:
         "Insufficient memory to run the circuit using the statevector simulator. Required memory: 16M, "
         "max memory: 4M (raise WORKER_MAX_MEMORY_MB or use fewer qubits)"
     )
+
+
+@pytest.mark.parametrize(
+    ("qubits", "operations", "drawn"),
+    [(16, 80, True), (16, 81, False), (17, 17, False), (2, 2, True)],
+)
+def test_a_circuit_is_drawn_up_to_80_operations_and_16_qubits(qubits: int, operations: int, drawn: bool) -> None:
+    gates = "".join(f"x q[{i % qubits}];\n" for i in range(operations - 1))  # and one measurement
+    result = executor.execute(SIMULATOR, HEADER + f"qubit[{qubits}] q;\nbit[1] c;\n{gates}c[0] = measure q[0];\n", 1, 1)
+    assert result.outcome is Outcome.COUNTS, result.error
+    assert bool(result.details.diagram) is drawn
+    if drawn:
+        assert result.details.diagram is not None and result.details.diagram.count("┤ X ├") == operations - 1
