@@ -207,6 +207,8 @@ def test_memory_and_expectation_values_of_one_run(qtq_client: Client) -> None:
     assert isinstance(counts, dict) and sum(counts.values()) == 8
     assert task.memory is not None and len(task.memory) == 8 and set(task.memory) <= {"00", "11"}
     assert task.expectation_values == pytest.approx([1.0, 1.0, 0.5])
+    unmeasured = qtq_client.submit(BELL_QASM3.replace("c = measure q;\n", ""), observables=["ZZ"])
+    assert unmeasured.result(timeout=60) == {} and unmeasured.expectation_values == pytest.approx([1.0])
 
 
 def test_a_qiskit_circuit_is_exported_and_its_parameters_bound_by_object_or_exported_name(
@@ -397,6 +399,19 @@ def test_every_retry_of_a_submission_sends_the_same_idempotency_key(pauses: list
     assert len(set(keys[:5])) == 1 and keys[5] != keys[0]  # one key per submission, kept on its retries
     assert uuid.UUID(keys[0]).version == 4
     assert 0.25 <= pauses[0] <= 0.5 and pauses[1] == 3.0 and 28 <= pauses[2] <= 30 and 2.0 <= pauses[3] <= 4.0
+
+
+@pytest.mark.database_independent
+def test_an_idempotency_key_of_ones_own_is_sent_as_given_and_a_batch_gets_one_too() -> None:
+    sent: list[httpx.Request] = []
+    batch = httpx.Response(202, json={"batch_id": "b-1", "task_ids": ["t-1"], "status": "submitted"})
+    with mock_client([ACCEPTED, batch, batch], sent) as client:
+        client.submit(BELL_QASM3, idempotency_key="experiment-42")
+        client.submit_batch([BELL_QASM3])
+        client.submit_batch([BELL_QASM3], idempotency_key="sweep-7")
+    keys = [request.headers["Idempotency-Key"] for request in sent]
+    assert keys[0] == "experiment-42" and uuid.UUID(keys[1]).version == 4 and keys[2] == "sweep-7"
+    assert [request.url.path for request in sent] == ["/tasks", "/batches", "/batches"]
 
 
 @pytest.mark.database_independent
