@@ -169,3 +169,16 @@ def test_the_same_observables_are_built_once_and_a_wrong_one_is_refused_every_ti
             refused.error
             == 'ObservableError: "ZZ" has 2 letters; the circuit has 1 qubits (one letter per qubit, qubit 0 rightmost)'
         )
+
+
+def test_a_worker_keeps_its_last_8_texts(parses: list[str]) -> None:
+    """As the README says: the last 8 texts run are parsed again only after 8 others came since."""
+    simulator = executor.Simulator(max_memory_mb=1024, threads=1)
+    texts = [BELL + f"// variant {i}\n" for i in range(9)]
+    for text in texts[:8]:
+        run(simulator, text, shots=1)
+    run(simulator, texts[0], shots=1)  # still kept: the 8th text came after it, not a 9th
+    assert parses == texts[:8]
+    run(simulator, texts[8], shots=1)  # a 9th: the least recently used, texts[1], goes
+    run(simulator, texts[1], shots=1)
+    assert parses == [*texts[:8], texts[8], texts[1]]
