@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -129,3 +130,11 @@ def new_key(cluster: Cluster, name: str, *options: str) -> str:
 def needs_a_key(url: str) -> Callable[[], bool]:
     """Whether the API at url refuses a request without a key, as a condition for wait_for."""
     return lambda: httpx.get(f"{url}/tasks").status_code == 401
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends on this connection until it closes it."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import Cluster, assert_clean_logs, running_cluster, wait_for
+from tests.services import Cluster, assert_clean_logs, read_until_closed, running_cluster, wait_for
 
 pytestmark = [pytest.mark.local, pytest.mark.database_independent]
 
@@ -45,14 +45,6 @@ def _connect(cluster: Cluster) -> socket.socket:
     return socket.create_connection(("127.0.0.1", cluster.port), timeout=HEADER_TIMEOUT + 5)
 
 
-def _answer(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 TIMED_OUT = {
     "silent": b"",  # opens and says nothing
     "partial headers": PARTIAL_REQUEST,
@@ -81,8 +73,8 @@ def test_a_request_not_received_in_time_gets_408_and_the_connection_closed(api: 
         answered = stack.enter_context(_connect(api))
         answered.sendall(b"POST /tasks HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 100\r\n\r\n{")
 
-        answers = {name: _answer(sock) for name, sock in sockets.items()}
-        refused = _answer(answered)
+        answers = {name: read_until_closed(sock) for name, sock in sockets.items()}
+        refused = read_until_closed(answered)
     elapsed = time.monotonic() - started
     for name, answer in answers.items():
         assert answer.startswith(b"HTTP/1.1 408 "), (name, answer)
@@ -138,7 +130,7 @@ def test_idle_connections_past_the_descriptor_limit_do_not_stop_the_api(make_clu
             timed_out = 0
             for sock in sockets:
                 try:
-                    answer = _answer(sock)
+                    answer = read_until_closed(sock)
                 except ConnectionResetError:
                     answer = b""  # dropped unaccepted while no descriptor was free
                 assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer[:100]

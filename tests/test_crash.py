@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from tests.services import (
     Cluster,
     Service,
     assert_clean_logs,
+    read_until_closed,
     simulation_cpu_seconds,
     slow_circuit,
     submit,
@@ -265,14 +267,14 @@ def test_sigterm_answers_the_long_polls_in_flight_at_once_and_exits_0(make_clust
         poll = socket.create_connection(("127.0.0.1", cluster.port), timeout=30)
         poll.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{cluster.port}\r\nConnection: close\r\n\r\n".encode())
         port = poll.getsockname()[1]
-        wait_for(lambda port=port: _request_read(cluster.port, port), 10, "the API to read the long-poll")
+        wait_for(functools.partial(_request_read, cluster.port, port), 10, "the API to read the long-poll")
         polls.append(poll)
     stopping = time.monotonic()
     api.send(signal.SIGTERM)
     answers = []
     for poll in polls:
         with poll:
-            answers.append(b"".join(iter(lambda poll=poll: poll.recv(65536), b"")))
+            answers.append(read_until_closed(poll))
     assert api.process is not None and api.process.wait(10) == 0
     took = time.monotonic() - stopping
     assert took < 1.0, f"the API took {took:.1f} s to stop"
