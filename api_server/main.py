@@ -38,6 +38,20 @@ def anonymous_refusal(settings: Settings, store: Store) -> str | None:
     )
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server; on SIGTERM or Ctrl-C the long-polls in flight answer at once, with their
+    task as it is, so that the graceful stop neither waits for them nor cuts them off at
+    SHUTDOWN_GRACE_SECONDS (which answered a 500 and logged a traceback)."""
+
+    def __init__(self, config: uvicorn.Config, watcher: CompletionWatcher) -> None:
+        super().__init__(config)
+        self.watcher = watcher
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.watcher.release()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the Quantum Task Queue API.")
     parser.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
@@ -68,20 +82,6 @@ def main(argv: list[str] | None = None) -> None:
     sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
     freeze_what_is_loaded()
     Server(config, app.state.watcher).run(sockets=sockets)
-
-
-class Server(uvicorn.Server):
-    """uvicorn's server; on SIGTERM or Ctrl-C the long-polls in flight answer at once, with their
-    task as it is, so that the graceful stop neither waits for them nor cuts them off at
-    SHUTDOWN_GRACE_SECONDS (which answered a 500 and logged a traceback)."""
-
-    def __init__(self, config: uvicorn.Config, watcher: CompletionWatcher) -> None:
-        super().__init__(config)
-        self.watcher = watcher
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self.watcher.release()
 
 
 if __name__ == "__main__":

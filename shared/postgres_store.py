@@ -81,9 +81,9 @@ def with_dead_connection_limits(url: str) -> str:
     given = conninfo_to_dict(url)
     limits = {**DEAD_CONNECTION_SETTINGS, **given}
     options = str(given.get("options") or "")
-    server_side = [f"-c {name}={limits[key]}" for key, name in SERVER_SIDE_NAMES.items() if name not in options]
+    server_side = [f"{name}={limits[key]}" for key, name in SERVER_SIDE_NAMES.items() if name not in options]
     added = {k: v for k, v in DEAD_CONNECTION_SETTINGS.items() if k not in given}
-    return make_conninfo(url, **added, options=" ".join([options, *server_side]).strip())
+    return with_options(make_conninfo(url, **added), *server_side)
 
 
 def with_options(url: str, *settings: str) -> str:
