@@ -10,6 +10,7 @@ hash is as good as a slow one, and the lookup stays one indexed read.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 import time
@@ -24,7 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api_server.deps import SettingsDep, StoreDep
 from shared.config import Settings
+from shared.errors import StoreError
 from shared.store import Store
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "qtq_"
 # last_used_at is written at most this often per key (a write per request would be a hot row).
@@ -89,7 +93,12 @@ def identify(store: Store, token: str | None) -> Caller | str:
         return "this API key is not known here; ask the operator for one"
     if key.revoked_at is not None:
         return f"the API key {key.name!r} has been revoked"
-    store.touch_key(key.id, time.time(), LAST_USED_RESOLUTION_SECONDS)
+    try:
+        store.touch_key(key.id, time.time(), LAST_USED_RESOLUTION_SECONDS)
+    except StoreError as error:
+        # Bookkeeping: a full disk or a busy database must not refuse a read. The next request
+        # writes it (last_used_at is still stale).
+        logger.warning("last use of API key %r not recorded: %s", key.name, error)
     return Caller(key.name, admin=key.admin, max_queued=key.max_queued)
 
 

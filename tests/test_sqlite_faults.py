@@ -18,12 +18,14 @@ from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem
 from tests.services import (
     BELL_QASM3,
     Cluster,
+    app_client,
     assert_clean_logs,
     slow_circuit,
     submit,
     wait_done,
     wait_for,
 )
+from tests.test_auth import make_key
 
 pytestmark = [pytest.mark.backend_only("sqlite"), pytest.mark.local]
 
@@ -59,6 +61,30 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(mak
         assert all(code == 0 for code in codes.values()), codes
         assert_clean_logs(api)
         assert_clean_logs(worker)
+
+
+def test_reads_with_a_key_go_on_while_the_disk_is_full(tmp_path: Path) -> None:
+    """A key's last use is written at most once a minute, on its next request: on a full disk that
+    write fails, and the read it came with must still be answered (it was a 507)."""
+    with (
+        small_filesystem(tmp_path / "disk", "8m") as disk,
+        app_client(tmp_path, database_name=str(disk / "t.db")) as client,
+    ):
+        store = client.app.state.store  # type: ignore[attr-defined]
+        writer, reader = make_key(store, "writer"), make_key(store, "reader", admin=True)
+        client.headers.update(writer)
+        acknowledged = [submit(client, BELL_QASM3, shots=10)]
+        filler = fill(disk)
+        try:
+            submit_until_full(client, acknowledged, 50)
+            for path in (f"/tasks/{acknowledged[0]}", "/tasks", "/usage", "/metrics", "/health"):
+                answer = client.get(path, headers=reader)  # the reader's first use: its last use is due
+                assert answer.status_code == 200, f"GET {path}: {answer.status_code} {answer.text}"
+        finally:
+            filler.unlink()
+        assert client.get("/tasks", headers=reader).status_code == 200
+        used = {key.name: key.last_used_at for key in store.list_keys()}
+        assert used["reader"] is not None, "the reader's last use was not written once space was back"
 
 
 def _backup(cluster: Cluster, dest: Path) -> None:
