@@ -420,6 +420,7 @@ class SqlStore(Store):
         with self._connect(durable=True) as conn:
             return conn.execute(self.sql.INSERT_KEY, params).fetchone() is not None
 
+    @read_only
     def list_keys(self) -> list[ApiKey]:
         with self._connect() as conn:
             return [rows.to_key(row) for row in conn.execute(self.sql.LIST_KEYS, {}).fetchall()]
@@ -428,6 +429,7 @@ class SqlStore(Store):
         with self._connect(durable=True) as conn:
             return conn.execute(self.sql.REVOKE_KEY, {"name": name, "now": now}).fetchone() is not None
 
+    @read_only
     def find_key(self, token_hash: str) -> KeyLookup:
         with self._connect() as conn:
             row = conn.execute(self.sql.FIND_KEY, {"token_hash": token_hash}).fetchone()
@@ -437,6 +439,7 @@ class SqlStore(Store):
         with self._connect() as conn:
             conn.execute(self.sql.TOUCH_KEY, {"id": key_id, "now": now, "stale": now - stale_after})
 
+    @read_only
     def usage(self, owner: str | None, now: float) -> list[OwnerUsage]:
         params: dict[str, Any] = {"today": _day(now)}
         query = self.sql.USAGE.replace("{owner_filter}", self.sql.OWNER_USAGE_FILTER if owner is not None else "")

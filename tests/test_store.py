@@ -16,7 +16,7 @@ from psycopg.rows import tuple_row
 
 from harness.databases import FreshDatabase, admin_url
 from shared import sqlite_sql as sql
-from shared.errors import StoreError
+from shared.errors import ConnectionLost, StoreError
 from shared.models import Finish, LeaseStatus, NewTask, RunDetails, SubmitOutcome, TaskStatus
 from shared.queries import tag_filter
 from shared.sqlite_store import SqliteStore
@@ -341,6 +341,39 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
         for store in stores:
             store.close()
         database.drop()
+
+
+class CutUnderReads(SqliteStore):
+    """A store whose next `cuts` connections are lost as they are used (a connection cut)."""
+
+    cuts = 0
+
+    def _connect(self, durable: bool = False, create: bool = False) -> Any:
+        if self.cuts:
+            self.cuts -= 1
+            raise ConnectionLost("lost the database connection: server closed the connection unexpectedly")
+        return super()._connect(durable, create)
+
+
+@pytest.mark.database_independent
+def test_every_read_a_request_makes_is_asked_again_once_when_its_connection_is_cut(tmp_path: Path) -> None:
+    """The key lookup every request makes once keys exist, and the key and usage reads, as the
+    task reads: a cut connection costs a second try, not a 503; two in a row do."""
+    store = CutUnderReads(str(tmp_path / "tasks.db"))
+    store.initialize()
+    store.create_task("t", NewTask("c", 10), now=1.0)
+    reads: dict[str, Any] = {
+        "find_key": lambda: store.find_key("no such hash"),
+        "list_keys": store.list_keys,
+        "usage": lambda: store.usage(None, 2.0),
+        "get_task": lambda: store.get_task("t"),
+    }
+    for name, read in reads.items():
+        store.cuts = 1
+        assert read() is not None, name
+        store.cuts = 2
+        with pytest.raises(ConnectionLost):
+            read()
 
 
 def test_prune_removes_only_old_finished_tasks(store: Store) -> None:
