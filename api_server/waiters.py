@@ -58,7 +58,14 @@ class CompletionWatcher:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._listen(self.store.finished_bell())
+        bell = self.store.finished_bell()
+        self._listen(bell)
+        if bell is None:
+            # None: this store has no doorbell (DATABASE_POLL_ONLY), or cannot open one now (the
+            # database is away for a moment). Asking again every BELL_RETRY_SECONDS settles which;
+            # without a bell the store answers None at once, at no cost.
+            self._bell_lost = True
+            self._open_bell_at = self._loop.time() + BELL_RETRY_SECONDS
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="completion-watcher")
 
     def _listen(self, bell: Doorbell | None) -> None:

@@ -95,3 +95,38 @@ def test_a_doorbell_lost_with_its_connection_is_opened_again(fresh_database: Fre
         await finish_awaited(watcher, api, worker, "t2")  # answered by the new bell's ring alone
 
     run_watched(fresh_database, scenario)
+
+
+def test_a_doorbell_that_cannot_be_opened_at_start_is_tried_again(fresh_database: FreshDatabase, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The store cannot open its doorbell when the API starts (the database is away for a moment):
+    long-polls poll meanwhile, and the doorbell is opened later, as after one lost in service."""
+    monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
+    monkeypatch.setattr(waiters, "BELL_RETRY_SECONDS", 0.2)
+    api, worker = open_store(fresh_database), open_store(fresh_database)
+    api.initialize()
+    opened = api.finished_bell
+    tries: list[object] = []
+
+    def away_at_first() -> object:
+        tries.append(None)
+        return None if len(tries) == 1 else opened()
+
+    monkeypatch.setattr(api, "finished_bell", away_at_first)
+
+    async def scenario() -> None:
+        watcher = CompletionWatcher(api)
+        watcher.start()
+        try:
+            assert watcher._bell is None
+            await finish_awaited(watcher, api, worker, "t1")  # answered by polling
+            with watcher.waiter("nothing") as _:
+                await until(lambda: watcher._bell is not None, "the bell to be opened after all")
+            await finish_awaited(watcher, api, worker, "t2")  # answered by the bell's ring alone
+        finally:
+            await watcher.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        api.close()
+        worker.close()
