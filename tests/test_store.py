@@ -343,6 +343,39 @@ def test_postgres_connections_give_up_on_a_vanished_host(tmp_path: Path) -> None
         database.drop()
 
 
+@pytest.mark.backend_only("postgres")
+def test_hosts_starting_together_create_the_schema_once(tmp_path: Path) -> None:
+    """Six processes' stores initialize one fresh database at the same moment (hosts started
+    together): each succeeds, and every migration is applied and recorded exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    from shared import postgres_sql
+    from shared.postgres_store import PostgresStore
+
+    database = FreshDatabase(tmp_path)
+    stores = [PostgresStore(database.url, pool_size=1) for _ in range(6)]
+    try:
+        start = threading.Barrier(len(stores))
+
+        def initialize(store: Store) -> None:
+            start.wait(10)
+            store.initialize()
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(initialize, stores))
+        with psycopg.connect(database.url) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM qtq_schema ORDER BY version")]
+        assert versions == list(range(1, len(postgres_sql.MIGRATIONS) + 1)), versions
+        stores[0].create_task("t", NewTask("c", 10), now=1.0)
+        assert stores[-1].get_task("t") is not None
+    finally:
+        for store in stores:
+            store.close()
+        database.drop()
+
+
 class CutUnderReads(SqliteStore):
     """A store whose next `cuts` connections are lost as they are used (a connection cut)."""
 

@@ -189,3 +189,19 @@ def test_the_fair_share_statements_walk_indexes(store: Store) -> None:
         plans.append(store.explain_claim())
         for plan in plans:
             assert "Index" in plan and "Seq Scan" not in plan and "'Sort'" not in plan, plan
+
+
+def test_a_task_handed_back_keeps_its_turn_and_runs_next(store: Store) -> None:
+    """A claim a worker gives back unstarted (a shutdown) or loses with its lease goes back to its
+    place in the turns, not behind the tasks submitted since."""
+    store.create_task("a0", NewTask("c", 10, owner="alice"), now=1.0)
+    store.create_task("b0", NewTask("c", 10, owner="bob"), now=2.0)
+    store.create_task("a1", NewTask("c", 10, owner="alice"), now=3.0)
+    first = store.claim("w", now=4.0, lease_seconds=30, limit=1)[0]
+    assert first.task_id == "a0"
+    assert store.finish("w", [Finish(first, TaskStatus.SUBMITTED, now=5.0)]) == [True]  # handed back
+    again = store.claim("w2", now=6.0, lease_seconds=30, limit=1)[0]
+    assert again.task_id == "a0", "the handed-back task lost its turn"
+    assert store.recover_expired(now=20.0, max_attempts=3) == []  # its lease has not run out yet
+    assert store.recover_expired(now=1000.0, max_attempts=3)  # now it has: back in the queue
+    assert [c.task_id for c in store.claim("w3", now=1001.0, lease_seconds=30, limit=3)] == ["a0", "b0", "a1"]
