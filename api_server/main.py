@@ -39,16 +39,27 @@ def anonymous_refusal(settings: Settings, store: Store) -> str | None:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server; on SIGTERM or Ctrl-C the long-polls in flight answer at once, with their
-    task as it is, so that the graceful stop neither waits for them nor cuts them off at
-    SHUTDOWN_GRACE_SECONDS (which answered a 500 and logged a traceback)."""
+    """uvicorn's server, with two changes to how it stops.
+
+    On SIGTERM or Ctrl-C the long-polls in flight answer at once, with their task as it is, so
+    that the graceful stop neither waits for them nor cuts them off at SHUTDOWN_GRACE_SECONDS
+    (which answered a 500 and logged a traceback).
+
+    uvicorn takes a SIGINT that comes after any stop signal for a second Ctrl-C and exits at once,
+    skipping the application's shutdown (and logging the cancelled lifespan's traceback). On
+    Ctrl-C, scripts/run.sh forwards a SIGTERM as the terminal's SIGINT arrives, and on a busy
+    machine the SIGTERM may be handled first: only a second SIGINT forces the exit here."""
 
     def __init__(self, config: uvicorn.Config, watcher: CompletionWatcher) -> None:
         super().__init__(config)
         self.watcher = watcher
+        self.interrupted = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
+        first_interrupt = sig == signal.SIGINT and not self.interrupted
+        self.interrupted = self.interrupted or sig == signal.SIGINT
+        if not (first_interrupt and self.should_exit):
+            super().handle_exit(sig, frame)
         self.watcher.release()
 
 

@@ -282,3 +282,16 @@ def test_sigterm_answers_the_long_polls_in_flight_at_once_and_exits_0(make_clust
     assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), answers
     assert task["task_id"] == task_id and task["status"] == "submitted"
     assert batch["batch_id"] == batch_id and batch["done"] is False
+
+
+def test_a_ctrl_c_while_the_api_stops_on_sigterm_does_not_cut_its_shutdown_short(make_cluster) -> None:
+    """On Ctrl-C scripts/run.sh forwards a SIGTERM as the terminal's SIGINT arrives, and either may
+    be handled first: a SIGINT after a SIGTERM is not a second Ctrl-C, and the application's own
+    shutdown still runs (uvicorn skipped it, and logged the cancelled lifespan's traceback)."""
+    cluster: Cluster = make_cluster()
+    api = cluster.start_api()
+    api.send(signal.SIGTERM)
+    api.wait_log("Shutting down")  # uvicorn then waits 0.1 s before the application's shutdown
+    api.send(signal.SIGINT)
+    assert api.process is not None and api.process.wait(10) == 0
+    assert "Application shutdown complete" in api.log(), api.log()
