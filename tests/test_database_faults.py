@@ -28,7 +28,7 @@ from harness.databases import FreshDatabase
 from tests import network
 from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
 from tests.private_postgres import PrivateServer
-from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, submit, wait_for
+from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, slow_circuit, submit, wait_for
 from tests.test_concurrency import wait_all
 
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
@@ -271,11 +271,15 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(ser
                 conn.execute(f'ALTER DATABASE "{database.name}" SET TABLESPACE small')
             cluster: Cluster = make_cluster(database=database)
             api = cluster.start_api()
-            cluster.start_worker()
+            worker = cluster.start_worker()
             with cluster.client() as client:
-                acknowledged = [submit(client, BELL_QASM3, shots=SHOTS) for _ in range(5)]
+                slow = submit(client, slow_circuit(10_000), shots=SHOTS)  # about a second: running when the disk fills
+                acknowledged = [slow] + [submit(client, BELL_QASM3, shots=SHOTS) for _ in range(5)]
+                wait_for(lambda: client.get(f"/tasks/{slow}").json()["status"] == "pending", 30, "the slow task to run")
                 filler = fill(disk)
                 submit_until_full(client, acknowledged, 1000)  # the tables' last pages may have room for more
+                # The worker cannot record the slow task's result: it says so and retries until it can.
+                worker.wait_log("database write failed, retrying in 1 s: the disk holding the database is full", 30)
                 padded = BELL_QASM3 + "// " + "x" * 3000 + "\n"
                 batch = client.post("/batches", json={"tasks": [{"circuit": padded, "shots": SHOTS}] * 1000})
                 assert batch.status_code == 507 and batch.json() == {"detail": DISK_FULL}, batch.text
