@@ -31,10 +31,13 @@ async def until(condition: Callable[[], object], what: str, timeout: float = 10)
 Scenario = Callable[[CompletionWatcher, Store, Store], Awaitable[None]]
 
 
-def run_watched(database: FreshDatabase, scenario: Scenario) -> None:
-    """Run scenario(watcher, api store, worker store) with a started watcher, then stop and close all."""
+def run_watched(database: FreshDatabase, scenario: Scenario, prepare: Callable[[Store], None] | None = None) -> None:
+    """Run scenario(watcher, api store, worker store) with a started watcher, then stop and close
+    all; `prepare` gets the API's store before the watcher starts."""
     api, worker = open_store(database), open_store(database)
     api.initialize()
+    if prepare is not None:
+        prepare(api)
 
     async def watched() -> None:
         watcher = CompletionWatcher(api)
@@ -102,31 +105,21 @@ def test_a_doorbell_that_cannot_be_opened_at_start_is_tried_again(fresh_database
     long-polls poll meanwhile, and the doorbell is opened later, as after one lost in service."""
     monkeypatch.setattr(waiters, "SAFETY_CHECK_SECONDS", NEVER)
     monkeypatch.setattr(waiters, "BELL_RETRY_SECONDS", 0.2)
-    api, worker = open_store(fresh_database), open_store(fresh_database)
-    api.initialize()
-    opened = api.finished_bell
-    tries: list[object] = []
 
-    def away_at_first() -> object:
-        tries.append(None)
-        return None if len(tries) == 1 else opened()
+    def away_at_first(api: Store) -> None:
+        opened, tries = api.finished_bell, list[None]()
 
-    monkeypatch.setattr(api, "finished_bell", away_at_first)
+        def finished_bell() -> object:
+            tries.append(None)
+            return None if len(tries) == 1 else opened()
 
-    async def scenario() -> None:
-        watcher = CompletionWatcher(api)
-        watcher.start()
-        try:
-            assert watcher._bell is None
-            await finish_awaited(watcher, api, worker, "t1")  # answered by polling
-            with watcher.waiter("nothing") as _:
-                await until(lambda: watcher._bell is not None, "the bell to be opened after all")
-            await finish_awaited(watcher, api, worker, "t2")  # answered by the bell's ring alone
-        finally:
-            await watcher.stop()
+        monkeypatch.setattr(api, "finished_bell", finished_bell)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        api.close()
-        worker.close()
+    async def scenario(watcher: CompletionWatcher, api: Store, worker: Store) -> None:
+        assert watcher._bell is None
+        await finish_awaited(watcher, api, worker, "t1")  # answered by polling
+        with watcher.waiter("nothing") as _:
+            await until(lambda: watcher._bell is not None, "the bell to be opened after all")
+        await finish_awaited(watcher, api, worker, "t2")  # answered by the bell's ring alone
+
+    run_watched(fresh_database, scenario, away_at_first)
