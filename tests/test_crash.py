@@ -67,14 +67,13 @@ def test_killed_worker_task_is_completed_by_another(make_cluster) -> None:
         task_id = submit(client, slow_circuit(50_000), shots=10)  # three seconds or more
         wait_status(client, task_id, "pending")
         second = cluster.start_worker(wait=False)  # starts while the first holds the only task
-        simulation = first.children()
-        assert simulation, "the worker has no simulation process"
+        simulation = simulation_child(first)
         # SIGKILL to the worker alone, as the kernel's OOM killer sends it: no chance to clean up.
         first.send(signal.SIGKILL)
         assert first.process is not None and first.process.wait(10) == -signal.SIGKILL
         # Its simulation process, busy with the slow task, goes with it rather than run on alone.
         # (The task has seconds left to run: an orphan would still be at it well past the deadline.)
-        wait_for(lambda: not any(running(pid) for pid in simulation), 1.5, "the simulation process to die")
+        wait_for(lambda: not running(simulation), 1.5, "the simulation process to die")
         task = wait_done(client, task_id, timeout=90)
     assert task["status"] == "completed", task
     assert task["attempts"] == 2
