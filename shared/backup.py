@@ -70,7 +70,9 @@ def _copy(source: Path, partial: Path, timeout: float) -> int:
     try:
         verdict = check.execute("PRAGMA quick_check").fetchone()[0]
         if verdict != "ok":
-            raise BackupError(f"the copy of {str(source)!r} fails its check: {verdict}")
+            # SQLite's first finding, on one line (it starts "*** in database main ***\n").
+            finding = " ".join(verdict.replace("*** in database main ***", "").split())
+            raise BackupError(f"the copy of {str(source)!r} fails its check: {finding}")
         return int(check.execute("SELECT count(*) FROM tasks").fetchone()[0])
     finally:
         check.close()

@@ -138,6 +138,31 @@ def test_backup_refuses_an_existing_destination_unless_forced(database: Path, tm
 
 
 @sqlite_only
+@pytest.mark.parametrize(
+    ("page", "damage", "error"),
+    [
+        (3, 100, "the copy of 'tasks.db' fails its check: Page 3: btreeInitPage() returns error code 11"),
+        (4, 4096, "cannot copy 'tasks.db': database disk image is malformed"),
+    ],
+)
+def test_a_damaged_database_is_not_backed_up_and_the_older_backup_stays(
+    database: Path, tmp_path: Path, page: int, damage: int, error: str
+) -> None:
+    """The source is damaged on disk (part of one page overwritten): the copy fails SQLite's
+    PRAGMA quick_check, or the copy itself; the command says so in one line, and DEST, even with
+    --force, is the older backup, untouched."""
+    with open(database, "r+b") as damaged:
+        damaged.seek((page - 1) * 4096)
+        damaged.write(b"\xff" * damage)
+    dest = tmp_path / "backup.db"
+    dest.write_text("an older backup")
+    result = backup(_plain_env(tmp_path), tmp_path, "backup.db", "--force")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"BackupError: {error}\n")
+    assert dest.read_text() == "an older backup"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "a partial file was left"
+
+
+@sqlite_only
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     result = backup(_plain_env(tmp_path), tmp_path, "backup.db")
     assert result.returncode == 1
