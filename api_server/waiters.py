@@ -66,7 +66,7 @@ class CompletionWatcher:
             # without a bell the store answers None at once, at no cost.
             self._bell_lost = True
             self._open_bell_at = self._loop.time() + BELL_RETRY_SECONDS
-        self._task = asyncio.get_running_loop().create_task(self._watch(), name="completion-watcher")
+        self._task = self._loop.create_task(self._watch(), name="completion-watcher")
 
     def _listen(self, bell: Doorbell | None) -> None:
         self._bell = bell

@@ -60,7 +60,7 @@ class PrivateServer:
             )
             with open(self.data / "pg_hba.conf", "a") as hba:
                 hba.write("host all all 10.231.0.0/16 trust\n")
-            self._ctl("start")
+            self.start()
             return
         self.listen = "127.0.0.1"
         # The server binds its port itself, so a port free a moment ago may be taken by the time it

@@ -45,17 +45,19 @@ class CircuitCache:
 
     def get(self, text: str, owner: str = "") -> Parsed | None:
         """A copy of what was kept for this text sent by this owner (an API key's name), or None."""
-        kept = self._kept.get((owner, text))
+        key = (owner, text)
+        kept = self._kept.get(key)
         if kept is None:
             return None
-        self._kept.move_to_end((owner, text))
+        self._kept.move_to_end(key)
         return _copied(kept)
 
     def put(self, text: str, parsed: Parsed, owner: str = "") -> None:
         if len(text) > CACHED_TEXT_CHARS or self.size < 1:
             return
-        self._kept[(owner, text)] = _copied(parsed)
-        self._kept.move_to_end((owner, text))
+        key = (owner, text)
+        self._kept[key] = _copied(parsed)
+        self._kept.move_to_end(key)
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
 
