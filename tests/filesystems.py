@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import BELL_QASM3, wait_for
+from tests.services import BELL_QASM3, slow_circuit, submit, wait_for
 from tests.test_concurrency import wait_all
 
 
@@ -47,6 +47,15 @@ def fill(directory: Path) -> Path:
         (directory / "one-more").write_bytes(b"\0" * 4096)
     assert full.value.errno == errno.ENOSPC
     return filler
+
+
+def one_running_and_five_waiting(client: httpx.Client) -> list[str]:
+    """A task of about a second, claimed and running, and five Bell tasks behind it: the first
+    will be running when a test fills the disk. Their ids, the running one first."""
+    running = submit(client, slow_circuit(10_000), shots=10)
+    waiting = [submit(client, BELL_QASM3, shots=10) for _ in range(5)]
+    wait_for(lambda: client.get(f"/tasks/{running}").json()["status"] == "pending", 30, "the slow task to run")
+    return [running, *waiting]
 
 
 DISK_FULL = "The disk holding the database is full; nothing was stored. Retry once space is freed"

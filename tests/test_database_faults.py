@@ -26,9 +26,16 @@ import pytest
 
 from harness.databases import FreshDatabase
 from tests import network
-from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
+from tests.filesystems import (
+    DISK_FULL,
+    assert_recovers,
+    fill,
+    one_running_and_five_waiting,
+    small_filesystem,
+    submit_until_full,
+)
 from tests.private_postgres import PrivateServer
-from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, slow_circuit, submit, wait_for
+from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, wait_for
 from tests.test_concurrency import wait_all
 
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
@@ -273,9 +280,7 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(ser
             api = cluster.start_api()
             worker = cluster.start_worker()
             with cluster.client() as client:
-                slow = submit(client, slow_circuit(10_000), shots=SHOTS)  # about a second: running when the disk fills
-                acknowledged = [slow] + [submit(client, BELL_QASM3, shots=SHOTS) for _ in range(5)]
-                wait_for(lambda: client.get(f"/tasks/{slow}").json()["status"] == "pending", 30, "the slow task to run")
+                acknowledged = one_running_and_five_waiting(client)
                 filler = fill(disk)
                 submit_until_full(client, acknowledged, 1000)  # the tables' last pages may have room for more
                 # The worker cannot record the slow task's result: it says so and retries until it can.

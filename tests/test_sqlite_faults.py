@@ -14,16 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.filesystems import DISK_FULL, assert_recovers, fill, small_filesystem, submit_until_full
+from tests.filesystems import (
+    DISK_FULL,
+    assert_recovers,
+    fill,
+    one_running_and_five_waiting,
+    small_filesystem,
+    submit_until_full,
+)
 from tests.services import (
     BELL_QASM3,
     Cluster,
     app_client,
     assert_clean_logs,
-    slow_circuit,
     submit,
     wait_done,
-    wait_for,
 )
 from tests.test_auth import make_key
 
@@ -39,9 +44,7 @@ def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(mak
         api = cluster.start_api()
         worker.wait_log("started on database")
         with cluster.client() as client:
-            slow = submit(client, slow_circuit(10_000), shots=10)  # about a second: running when the disk fills
-            acknowledged = [slow] + [submit(client, BELL_QASM3, shots=10) for _ in range(5)]
-            wait_for(lambda: client.get(f"/tasks/{slow}").json()["status"] == "pending", 30, "the slow task to run")
+            acknowledged = one_running_and_five_waiting(client)
             filler = fill(disk)
 
             submit_until_full(client, acknowledged, 50)  # the write-ahead log may have room for a commit or two
