@@ -77,6 +77,7 @@ def test_what_a_task_asks_for_does_not_reach_the_next(parses: list[str]) -> None
         {"noise": {"readout": {"p01": 0.0, "p10": 1.0}}, "seed": 3},
         {"observables": ["ZZ"], "noise": {"depolarizing_2q": 0.2}},
         {},
+        {"observables": ["XX", "ZI"]},  # the kept state's merged copy, made by the first task
     ]
     for options in tasks:
         seed = options.pop("seed", None)
@@ -93,6 +94,9 @@ def test_what_a_task_asks_for_does_not_reach_the_next(parses: list[str]) -> None
     kept_circuit = simulator.circuits.get(BELL)
     assert kept_circuit is not None
     assert dict(kept_circuit.prepared.count_ops()) == {"h": 1, "cx": 1, "measure": 2}
+    # The circuits derived for expectation values are kept without what a task added to its copy.
+    assert set(kept_circuit.derived) == {"state", "merged"}
+    assert all(set(c.count_ops()) <= {"h", "u", "cx"} for c in kept_circuit.derived.values())
 
 
 def test_a_kept_circuit_describes_itself_as_the_first_parse_did(parses: list[str]) -> None:

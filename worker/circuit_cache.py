@@ -9,14 +9,16 @@ A circuit is kept under its whole text and its owner (the API key that sent it),
 exactly what parsing it again would give, and one owner's circuits never answer (faster) for
 another's: a task's timing must not tell whether someone else sent the same text. Only circuits
 that parsed, passed the limits and unrolled are kept, as a copy; every task gets its own copy
-of the circuit it runs, so nothing a task does to it reaches the next one. The cache is small
-and holds short texts only: what it keeps counts against the child's memory limit.
+of the circuit it runs, so nothing a task does to it reaches the next one. What the executor derives
+from a kept circuit for expectation values (its state before the final measurements, and that with
+its single-qubit gates merged) is kept with it, made once, and likewise only ever run as a copy.
+The cache is small and holds short texts only: what it keeps counts against the child's memory limit.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qiskit import QuantumCircuit
@@ -34,6 +36,10 @@ class Parsed:
     prepared: QuantumCircuit  # what runs; the same object when nothing needed unrolling
     facts: dict[str, Any]  # describe(): width, depth, the drawing
     measures: bool
+    # Circuits derived from `prepared` on a task's first need of them (the state before the final
+    # measurements, its single-qubit runs merged), kept with it: shared by every copy, and never
+    # changed once in (a task runs a copy of them).
+    derived: dict[str, QuantumCircuit] = field(default_factory=dict)
 
 
 class CircuitCache:
@@ -65,4 +71,4 @@ class CircuitCache:
 def _copied(parsed: Parsed) -> Parsed:
     prepared = parsed.prepared.copy()
     circuit = prepared if parsed.circuit is parsed.prepared else parsed.circuit
-    return Parsed(circuit, prepared, dict(parsed.facts), parsed.measures)
+    return Parsed(circuit, prepared, dict(parsed.facts), parsed.measures, parsed.derived)
