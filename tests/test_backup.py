@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -160,6 +161,42 @@ def test_a_damaged_database_is_not_backed_up_and_the_older_backup_stays(
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"BackupError: {error}\n")
     assert dest.read_text() == "an older backup"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "a partial file was left"
+
+
+@sqlite_only
+def test_a_backup_killed_mid_copy_leaves_the_older_backup_as_it_was(database: Path, tmp_path: Path) -> None:
+    """SIGKILL (a reboot, the OOM killer) while the pages are being copied: DEST is still the older
+    backup, the database still whole; what is left is the hidden partial copy beside DEST."""
+    store = SqliteStore(str(database))
+    try:  # about 100 MB, so that the copy takes long enough to be caught in the middle
+        for number in range(100):
+            store.create_task(f"big{number}", NewTask(BELL_QASM3 + "//" + "x" * 1_000_000, 10, None), now=2.0)
+    finally:
+        store.close()
+    dest = tmp_path / "backup.db"
+    dest.write_text("an older backup")
+    command = [sys.executable, "-m", "shared.backup", "--force", "backup.db"]
+    running = subprocess.Popen(command, env=_plain_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        partial = wait_for(
+            lambda: next((p for p in tmp_path.glob(".backup.db.*.partial") if p.stat().st_size > 0), None),
+            30,
+            "the copy to begin",
+            interval=0.005,
+        )
+        running.kill()
+        assert running.wait(10) == -signal.SIGKILL
+    finally:
+        running.kill()
+        assert running.stdout is not None
+        output = running.stdout.read()
+        running.stdout.close()
+    assert output == "", f"the backup finished before it was killed: {output}"
+    assert dest.read_text() == "an older backup"
+    assert partial is not None and partial.exists() and partial.stat().st_size < database.stat().st_size
+    with contextlib.closing(sqlite3.connect(database)) as source:
+        assert source.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert source.execute("SELECT count(*) FROM tasks").fetchone() == (101,)
 
 
 @sqlite_only
