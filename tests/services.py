@@ -54,7 +54,8 @@ measure q -> c;
 
 
 def slow_circuit(iterations: int) -> str:
-    """A one-qubit circuit whose run time grows with `iterations` (about 70 us each on our machine)."""
+    """A one-qubit circuit whose run time grows with `iterations`: about 70 us each on our machine
+    when it is quiet, and up to 290 us on a slow day (the tests' durations are sized for the former)."""
     return (
         'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
         f"for int i in [1:{iterations}] {{ x q[0]; }}\nc[0] = measure q[0];\n"
