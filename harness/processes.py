@@ -171,6 +171,9 @@ class Cluster:
         self.api: Service | None = None
         self.workers: list[Service] = []
         self.extra_apis: list[Service] = []
+        # Every process this cluster has started, in order: an API started again after a kill
+        # replaces `api`, but the log of its first life is still checked.
+        self.started: list[Service] = []
         self._count = 0
 
     def env(self, **overrides: Any) -> dict[str, str]:
@@ -185,7 +188,9 @@ class Cluster:
         self._count += 1
         log_path = self.workdir / f"{self._count:02d}-{name}.log"
         # cwd is the work dir, so a developer's own .env in the checkout never leaks into a test.
-        return Service(name, [sys.executable, "-m", module], self.env(**overrides), self.workdir, log_path)
+        service = Service(name, [sys.executable, "-m", module], self.env(**overrides), self.workdir, log_path)
+        self.started.append(service)
+        return service
 
     def start_api(self, **overrides: Any) -> Service:
         """Start the cluster's API on its port (again, after a kill), and wait until it answers."""
@@ -268,7 +273,7 @@ def running_cluster(workdir: Path, workers: int = 1, **settings: Any) -> Iterato
         codes = cluster.stop()
         cluster.drop()
     assert all(code == 0 for code in codes.values()), f"a service exited badly: {codes}"
-    for service in cluster.all_services():
+    for service in cluster.started:
         assert_clean_logs(service)
 
 
