@@ -11,6 +11,10 @@ FAKETIME := /usr/bin/faketime
 # The vanishing-database-host test puts a server of its own in a network namespace (iproute2's `ip`).
 IPROUTE := /usr/bin/ip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Python keeps its compiled modules here (a machine's environment may say not to): the suite starts
+# about a hundred API, worker and simulation processes, and each one would compile the project's
+# modules again; pytest would rewrite the asserts of 326 modules again in every test process.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test install install-dev browser faketime iproute bench soak lint clean
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bench.circuits import BELL
-from harness.processes import ROOT, free_port, wait_for
+from harness.processes import ROOT, free_port, http_get, wait_for
 
 WRK = ["wrk", "-t2", "-c16", "-d5s"]
 
@@ -56,7 +56,7 @@ def _serve(app: str, env: dict[str, str], factory: bool = False) -> tuple[subpro
 
     def up() -> bool:
         try:
-            return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
+            return http_get(base + "/openapi.json", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

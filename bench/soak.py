@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,7 +34,7 @@ from bench.circuits import BELL, qft
 from bench.run import machine
 from bench.service import Client, ServiceBench
 from bench.soak_report import FINAL, Audit, Finished, Sample, interval_seconds, latency_by_kind, table, verdict
-from harness.processes import assert_clean_logs
+from harness.processes import assert_clean_logs, http_get
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 SOAK_RATE = float(os.environ.get("SOAK_RATE", "30"))
@@ -213,7 +212,7 @@ def audit(bench: ServiceBench, load: Load) -> Audit:
     if unclaimed:
         problems.append(f"{len(unclaimed)} completed or failed tasks with attempts other than 1")
 
-    queue = httpx.get(f"{bench.cluster.base_url}/health", timeout=30).json()["queue"]
+    queue = http_get(f"{bench.cluster.base_url}/health", timeout=30).json()["queue"]
     if any(queue.get(state, 0) != states[state] for state in set(queue) | set(states)):
         problems.append(f"/health counts {queue} differ from the database's {dict(states)}")
     metrics = _metrics(bench.cluster.base_url)
@@ -231,7 +230,7 @@ def audit(bench: ServiceBench, load: Load) -> Audit:
 
 
 def _metrics(base_url: str) -> dict[tuple[str, str], float]:
-    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    text = http_get(f"{base_url}/metrics", timeout=30).text
     return {
         (metric.name, metric.labels.get("outcome", "")): metric.value
         for family in text_string_to_metric_families(text)

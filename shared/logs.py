@@ -1,8 +1,12 @@
 """One logging set-up for both processes: one English line per event."""
 
-import logging
+from __future__ import annotations
 
-from shared.config import Settings
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the simulation process formats its log lines without loading the settings
+    from shared.config import Settings
 
 
 def escape_controls(text: str) -> str:

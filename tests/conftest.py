@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from harness import databases
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.services import Cluster, assert_clean_logs, running_cluster
+from tests.services import Cluster, assert_clean_logs, http_client, running_cluster
 
 EXTERNAL_URL = os.environ.get("TEST_BASE_URL", "").rstrip("/")
 
@@ -35,7 +35,7 @@ def base_url(session_cluster: Cluster | None) -> str:
 
 @pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30) as c:
+    with http_client(base_url=base_url, timeout=30) as c:
         yield c
 
 

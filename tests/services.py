@@ -23,6 +23,9 @@ from harness.processes import (  # noqa: F401 - re-exported for the tests
     assert_clean_logs,
     cpu_seconds,
     free_port,
+    http_client,
+    http_get,
+    http_request,
     running_cluster,
     wait_for,
 )
@@ -136,7 +139,7 @@ def new_key(cluster: Cluster, name: str, *options: str) -> str:
 
 def needs_a_key(url: str) -> Callable[[], bool]:
     """Whether the API at url refuses a request without a key, as a condition for wait_for."""
-    return lambda: httpx.get(f"{url}/tasks").status_code == 401
+    return lambda: http_get(f"{url}/tasks").status_code == 401
 
 
 def read_until_closed(sock: socket.socket) -> bytes:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.services import BELL_QASM3, app_client, slow_circuit
+from tests.services import BELL_QASM3, app_client, http_client, slow_circuit
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_concurrent_batches_with_one_key_store_one_batch(base_url: str) -> None:
     key = f"batch-{uuid.uuid4().hex}"
 
     def post(_: int) -> httpx.Response:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
+        with http_client(base_url=base_url, timeout=30) as client:
             return client.post("/batches", json={"tasks": [bell(5)] * 3}, headers={"Idempotency-Key": key})
 
     with ThreadPoolExecutor(10) as pool:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.services import BELL_QASM3, TERMINAL, Cluster
+from tests.services import BELL_QASM3, TERMINAL, Cluster, http_client
 
 
 def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -> list[str]:
@@ -18,7 +18,7 @@ def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -
 
     def one(_: int) -> str:
         if not hasattr(local, "client"):  # one keep-alive connection per thread
-            local.client = httpx.Client(base_url=base_url, timeout=60)
+            local.client = http_client(base_url=base_url, timeout=60)
             clients.append(local.client)
         response = local.client.post("/tasks", json={"circuit": BELL_QASM3, "shots": 100, **fields})
         assert response.status_code == 202, response.text

@@ -13,7 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import Cluster, assert_clean_logs, read_until_closed, running_cluster, wait_for
+from tests.services import (
+    Cluster,
+    assert_clean_logs,
+    http_get,
+    http_request,
+    read_until_closed,
+    running_cluster,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.local, pytest.mark.database_independent]
 
@@ -120,7 +128,7 @@ def test_idle_connections_past_the_descriptor_limit_do_not_stop_the_api(make_clu
 
             def healthy() -> bool:
                 try:
-                    return httpx.get(f"{cluster.base_url}/health", timeout=1).status_code == 200
+                    return http_get(f"{cluster.base_url}/health", timeout=1).status_code == 200
                 except httpx.HTTPError:
                     return False
 
@@ -177,6 +185,6 @@ def test_behind_a_tls_proxy_the_forwarded_scheme_counts_for_the_origin_check(api
     host = f"127.0.0.1:{api.port}"
     cancel = f"{api.base_url}/tasks/no-such-task/cancel"  # 404 once let through, 403 when refused
     page = {"host": host, "origin": f"https://{host}"}
-    assert httpx.post(cancel, headers={**page, "x-forwarded-proto": "https"}).status_code == 404
-    refused = httpx.post(cancel, headers=page)
+    assert http_request("POST", cancel, headers={**page, "x-forwarded-proto": "https"}).status_code == 404
+    refused = http_request("POST", cancel, headers=page)
     assert refused.status_code == 403 and refused.json()["detail"].startswith("cross-origin request refused")

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ARTIFACTS, assert_no_csp_violations, facts, watch_csp
-from tests.services import BELL_QASM3, Cluster, keys_cli, new_key, running_cluster, submit, wait_done
+from tests.services import BELL_QASM3, Cluster, http_client, keys_cli, new_key, running_cluster, submit, wait_done
 
 pytestmark = pytest.mark.local
 
@@ -32,7 +32,7 @@ class KeyedService:
 
     def client(self, name: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[name]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return http_client(base_url=self.url, headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,16 @@ from tests.filesystems import (
     submit_until_full,
 )
 from tests.private_postgres import PrivateServer
-from tests.services import BELL_QASM3, TERMINAL, Cluster, assert_clean_logs, wait_for
+from tests.services import (
+    BELL_QASM3,
+    TERMINAL,
+    Cluster,
+    assert_clean_logs,
+    http_client,
+    http_get,
+    http_request,
+    wait_for,
+)
 from tests.test_concurrency import wait_all
 
 pytestmark = [pytest.mark.backend_only("postgres"), pytest.mark.crash, pytest.mark.local]
@@ -115,7 +124,7 @@ class Load:
         return False
 
     def _submit(self, base_url: str) -> None:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
+        with http_client(base_url=base_url, timeout=30) as client:
             while len(self.acknowledged) < self.tasks:
                 try:
                     response = client.post("/tasks", json={"circuit": BELL_QASM3, "shots": SHOTS})
@@ -148,7 +157,7 @@ def start_services(cluster: Cluster) -> list[str]:
 
 def answers(status: int, method: str, url: str, **request: Any) -> Callable[[], bool]:
     """A condition to wait for: this request gets that status."""
-    return lambda: httpx.request(method, url, timeout=30, **request).status_code == status
+    return lambda: http_request(method, url, timeout=30, **request).status_code == status
 
 
 def seconds_to_503(url: str) -> Callable[[], float]:
@@ -156,7 +165,7 @@ def seconds_to_503(url: str) -> Callable[[], float]:
 
     def answered() -> float:
         started = time.monotonic()
-        status = httpx.get(url, timeout=30).status_code
+        status = http_get(url, timeout=30).status_code
         return max(time.monotonic() - started, 1e-9) if status == 503 else 0.0
 
     return answered

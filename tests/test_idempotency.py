@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.services import BELL_QASM3, Cluster
+from tests.services import BELL_QASM3, Cluster, http_client
 from tests.services import app_client as in_process_app
 
 
@@ -64,7 +64,7 @@ def test_twenty_concurrent_requests_with_one_key_create_one_task(
     key = f"concurrent-{marker}"
 
     def post(_: int) -> httpx.Response:
-        with httpx.Client(base_url=base_url, timeout=30) as client:
+        with http_client(base_url=base_url, timeout=30) as client:
             return client.post("/tasks", json={"circuit": circuit, "shots": 10}, headers={"Idempotency-Key": key})
 
     with ThreadPoolExecutor(20) as pool:

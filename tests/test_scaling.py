@@ -6,10 +6,18 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, slow_circuit, submit, wait_done, wait_for
+from tests.services import (
+    BELL_QASM3,
+    Cluster,
+    assert_clean_logs,
+    http_client,
+    slow_circuit,
+    submit,
+    wait_done,
+    wait_for,
+)
 from tests.test_concurrency import wait_all
 
 pytestmark = pytest.mark.local
@@ -36,7 +44,7 @@ def test_two_api_hosts_two_worker_hosts_thousand_tasks_each_run_once(make_cluste
     targets = [next(bases) for _ in range(1000)]
 
     def one(base: str) -> str:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with http_client(base_url=base, timeout=60) as client:
             return submit(client, BELL_QASM3, shots=10)
 
     with ThreadPoolExecutor(8) as pool:

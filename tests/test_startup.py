@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from harness.databases import FreshDatabase
-from tests.services import BELL_QASM3, ROOT, free_port, submit, wait_done, wait_for
+from tests.services import BELL_QASM3, ROOT, free_port, http_client, http_get, submit, wait_done, wait_for
 
 pytestmark = pytest.mark.local
 
@@ -83,12 +83,12 @@ def test_run_script_serves_bell_and_ctrl_c_stops_everything(tmp_path: Path) -> N
 
         def up() -> bool:
             try:
-                return httpx.get(f"{base}/health", timeout=2).status_code == 200
+                return http_get(f"{base}/health", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_for(up, 60, "the API started by scripts/run.sh")
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with http_client(base_url=base, timeout=30) as client:
             task = wait_done(client, submit(client, BELL_QASM3, shots=100))
         assert task["status"] == "completed"
         text = lambda: (tmp_path / "run.log").read_text()  # noqa: E731

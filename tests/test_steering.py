@@ -12,6 +12,8 @@ from tests.services import (
     BELL_QASM3,
     Cluster,
     assert_clean_logs,
+    http_client,
+    http_get,
     slow_circuit,
     submit,
     wait_done,
@@ -171,7 +173,7 @@ def test_health_is_503_when_the_database_cannot_be_read(make_cluster) -> None:
 
 
 def _scrape(base_url: str) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    text = http_get(f"{base_url}/metrics", timeout=10).text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -187,7 +189,7 @@ def test_metrics_move_as_tasks_finish_and_agree_across_api_processes(make_cluste
     cluster.start_worker()
     second = second_api.url
     before = _scrape(cluster.base_url)
-    with cluster.client() as client, httpx.Client(base_url=second, timeout=30) as other:
+    with cluster.client() as client, http_client(base_url=second, timeout=30) as other:
         ids = [submit(client, BELL_QASM3, shots=10), submit(other, BELL_QASM3, shots=10)]
         ids.append(submit(other, "OPENQASM 3.0;\nqubit[1] q;\nfoo q[0];\n"))
         for task_id in ids:

@@ -13,7 +13,7 @@ import pytest
 
 from api_server.auth import OPEN_MODE_SECONDS
 from harness.processes import listening_socket
-from tests.services import BELL_QASM3, Cluster, assert_clean_logs, keys_cli, needs_a_key, new_key, wait_for
+from tests.services import BELL_QASM3, Cluster, assert_clean_logs, http_client, keys_cli, needs_a_key, new_key, wait_for
 from tests.test_cli import qtq
 
 pytestmark = pytest.mark.local
@@ -23,7 +23,7 @@ def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_e
     cluster: Cluster = make_cluster()
     first = cluster.start_api()
     second = cluster.start_extra_api()
-    with httpx.Client(base_url=first.url) as client:
+    with http_client(base_url=first.url) as client:
         assert client.get("/tasks").status_code == 200  # open: no key yet
     made = keys_cli(cluster, "create", "alice", "--max-queued", "5")
     created = time.monotonic()
@@ -41,7 +41,7 @@ def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_e
     assert alice not in listed.stdout and ops not in listed.stdout
     headers = {"Authorization": f"Bearer {alice}"}
     for api in (first, second):
-        with httpx.Client(base_url=api.url) as client:
+        with http_client(base_url=api.url) as client:
             assert client.get("/tasks").status_code == 401
             assert client.post("/tasks", json={"circuit": BELL_QASM3}, headers=headers).status_code == 202
     # The qtq command: the key from --api-key or QTQ_API_KEY; a refused one is exit status 4.
@@ -56,7 +56,7 @@ def test_keys_from_the_cli_close_the_service_and_a_revocation_holds_at_once_on_e
     after = qtq("list", url=first.url, api_key=alice)
     assert after.returncode == 4 and "the API key 'alice' has been revoked" in after.stderr, after.stderr
     for api in (first, second):  # no waiting: the very next request is refused
-        with httpx.Client(base_url=api.url) as client:
+        with http_client(base_url=api.url) as client:
             answer = client.get("/tasks", headers=headers)
             assert answer.status_code == 401 and answer.json()["detail"] == "the API key 'alice' has been revoked"
             assert client.get("/tasks", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
@@ -77,7 +77,7 @@ def test_fifty_parallel_submissions_cannot_pass_a_quota_of_ten(make_cluster) -> 
     headers = {"Authorization": f"Bearer {new_key(cluster, 'alice', '--max-queued', '10')}"}
 
     def one(n: int) -> httpx.Response:
-        with httpx.Client(base_url=cluster.base_url if n % 2 else second.url, timeout=60) as client:
+        with http_client(base_url=cluster.base_url if n % 2 else second.url, timeout=60) as client:
             return client.post("/tasks", json={"circuit": BELL_QASM3}, headers=headers)
 
     with ThreadPoolExecutor(25) as pool:
