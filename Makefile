@@ -70,10 +70,10 @@ run: install .env
 # module-wide services are started once).
 TEST_PROCESSES ?= 3
 test: install-dev browser faketime iproute
-	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
-		$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --backend=postgres $(PYTEST_ARGS); \
+		$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --backend=postgres $(PYTEST_ARGS); \
 	fi
 
 # The same lint and type checks everywhere: ruff (lint and format) and mypy.
