@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -24,8 +25,29 @@ NEW_TASKS = ".wake"
 FINISHED_TASKS = ".done"
 
 
+# A socket's address holds at most 107 bytes, and a listener's name takes 18 after its folder.
+SOCKET_PATH_MAX = 107
+NAME_LENGTH = len("/0123456789ab.sock")
+
+
 def wake_folder(database_path: str, bell: str = NEW_TASKS) -> Path:
     return Path(database_path + bell)
+
+
+@contextlib.contextmanager
+def socket_folder(folder: Path) -> Iterator[str]:
+    """The folder as sockets in it may be addressed: itself, or, where it is too deep for a socket's
+    address (a database path of more than about 80 characters), /proc/self/fd/N for a descriptor of
+    it held open meanwhile, which Linux resolves to the folder itself. Without this such a database
+    had no doorbells: every wake-up waited for the next poll."""
+    if len(os.fsencode(folder)) + NAME_LENGTH <= SOCKET_PATH_MAX:
+        yield str(folder)
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def wait_readable(timeout: float, *fds: int | None) -> list[int]:
@@ -40,13 +62,13 @@ def wake_all(database_path: str, bell: str = NEW_TASKS) -> None:
     folder = wake_folder(database_path, bell)
     try:
         names = os.listdir(folder)
-    except OSError:
+        with socket_folder(folder) as address, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            for name in names:
+                with contextlib.suppress(OSError):  # a worker that died leaves a socket nobody reads
+                    sender.sendto(b"", f"{address}/{name}")
+    except OSError:  # no folder: nobody listens yet
         return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-        sender.setblocking(False)
-        for name in names:
-            with contextlib.suppress(OSError):  # a worker that died leaves a socket nobody reads
-                sender.sendto(b"", str(folder / name))
 
 
 class Doorbell(Protocol):
@@ -71,11 +93,17 @@ class WakeSocket:
         folder = wake_folder(database_path, bell)
         try:
             folder.mkdir(exist_ok=True)
-            path = folder / f"{uuid.uuid4().hex[:12]}.sock"
+            name = f"{uuid.uuid4().hex[:12]}.sock"
+            path = folder / name
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(str(path))
+            try:
+                with socket_folder(folder) as address:
+                    sock.bind(f"{address}/{name}")
+            except OSError:
+                sock.close()
+                raise
             sock.setblocking(False)
-        except OSError as error:  # a read-only folder, a path too long for a socket: keep polling
+        except OSError as error:  # a read-only folder, no /proc for a deep one: keep polling
             logger.warning("no wake-up socket beside the database, polling only: %s", error)
             return
         self.path, self.sock = path, sock

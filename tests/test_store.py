@@ -470,6 +470,27 @@ def test_a_new_task_wakes_a_waiting_worker(store: Store) -> None:
     assert not waiter.is_alive(), "the submission did not wake the waiting worker"
 
 
+@pytest.mark.backend_only("sqlite")
+def test_a_database_deeper_than_a_socket_address_still_wakes_its_workers(tmp_path: Path) -> None:
+    """A socket's address holds 107 bytes: a database in a deep folder still gets its doorbells
+    (they were left out, with a warning, and every wake-up waited for the next poll)."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    store = SqliteStore(str(deep / "tasks.db"))
+    store.initialize()
+    try:
+        store.listen()
+        listeners = os.listdir(deep / "tasks.db.wake")
+        assert len(listeners) == 1 and len(str(deep / "tasks.db.wake" / listeners[0])) > 107
+        waiter = threading.Thread(target=store.wait_for_work, args=(30.0,))
+        waiter.start()
+        store.create_task("t", NewTask("c", 10, None), now=1.0)
+        waiter.join(10)
+        assert not waiter.is_alive(), "the submission did not wake the waiting worker"
+    finally:
+        store.close()
+
+
 def test_a_readable_interrupt_ends_the_wait_for_work(store: Store) -> None:
     """The worker's signal bell: a wait given a readable file descriptor returns at once, as it
     must for a stop signal that came just before the wait began."""
