@@ -34,6 +34,9 @@ QUICK = 10  # quick tasks claimed behind the slow one
 # A wide claim window: however slow the shared machine makes the warm-up tasks, a claim takes the
 # slow task and quick ones behind it (the default window of 0.1 s is the unit tests' business).
 WINDOW = {"CLAIM_WINDOW_SECONDS": 30}
+# Runs for half a second or more after the test sees it claimed or simulating: the quick tasks
+# claimed behind it are still waiting when the test kills, stops or cancels.
+SLOW = slow_circuit(10_000)
 
 
 def warm_up(client: httpx.Client) -> None:
@@ -92,7 +95,7 @@ def test_a_killed_worker_s_unstarted_claims_run_exactly_once_elsewhere(make_clus
     first = cluster.start_worker()
     with cluster.client() as client:
         warm_up(client)
-        slow, quick = slow_then_quick(client, slow_circuit(20_000))
+        slow, quick = slow_then_quick(client, SLOW)
         held = claimed_with(first, slow)
         first.kill()  # SIGKILL while the slow task runs and the others it claimed wait their turn
         second = cluster.start_worker(wait=False)
@@ -114,7 +117,7 @@ def test_sigterm_hands_back_unstarted_claims_without_spending_an_attempt(make_cl
     with cluster.client() as client:
         warm_up(client)
         before = simulation_cpu_seconds(worker)
-        slow, quick = slow_then_quick(client, slow_circuit(20_000))
+        slow, quick = slow_then_quick(client, SLOW)
         held = claimed_with(worker, slow)
         wait_simulating(worker, before)  # sent to the simulation: a SIGTERM lets it finish
         worker.send(signal.SIGTERM)
@@ -139,6 +142,7 @@ def test_a_cancelled_task_waiting_in_a_claim_never_runs(make_cluster) -> None:
     worker = cluster.start_worker()
     with cluster.client() as client:
         warm_up(client)
+        # The lease keeper hears of the cancel within a second: the slow task outlasts that.
         slow, quick = slow_then_quick(client, slow_circuit(20_000))
         victim = claimed_with(worker, slow)[-1]
         assert client.post(f"/tasks/{victim}/cancel").json()["status"] == "pending"  # asked to stop

@@ -143,7 +143,7 @@ def test_sigterm_mid_task_within_grace_finishes_it(make_cluster) -> None:
     worker = cluster.start_worker()
     with cluster.client() as client:
         before = simulation_cpu_seconds(worker)
-        task_id = submit(client, slow_circuit(20_000), shots=10)
+        task_id = submit(client, slow_circuit(10_000), shots=10)  # half a second or more after the next line
         wait_status(client, task_id, "pending")
         wait_simulating(worker, before)  # claimed is not yet running: a SIGTERM would hand it back
         worker.send(signal.SIGTERM)
@@ -209,7 +209,8 @@ def test_stale_worker_cannot_overwrite_the_new_owner(make_cluster) -> None:
     cluster.start_api()
     stale = cluster.start_worker()
     with cluster.client() as client:
-        task_id = submit(client, slow_circuit(30_000), shots=10, seed=1)
+        # Still running when the next poll sees it pending (it runs twice: here and on the new owner).
+        task_id = submit(client, slow_circuit(10_000), shots=10, seed=1)
         wait_status(client, task_id, "pending")
         stale.send(signal.SIGSTOP)  # frozen: no heartbeat, but its simulation child keeps going
         try:
