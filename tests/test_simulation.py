@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from qiskit_aer import AerSimulator
 
@@ -130,3 +132,23 @@ def test_a_circuit_is_drawn_up_to_80_operations_and_16_qubits(qubits: int, opera
     assert bool(result.details.diagram) is drawn
     if drawn:
         assert result.details.diagram is not None and result.details.diagram.count("┤ X ├") == operations - 1
+
+
+def test_circuits_under_14_qubits_run_on_one_thread_and_larger_ones_on_the_workers_share() -> None:
+    """The README: each simulation uses SIMULATOR_THREADS threads (the worker's share of the cores),
+    and one for circuits under 14 qubits. Aer's own result says how many threads updated the state."""
+    simulator = executor.Simulator(max_memory_mb=4096, threads=2)
+    jobs: list[Any] = []
+    aer_run = simulator.backend.run
+
+    def recording_run(*args: Any, **kwargs: Any) -> Any:
+        jobs.append(aer_run(*args, **kwargs))
+        return jobs[-1]
+
+    simulator.backend.run = recording_run  # type: ignore[method-assign]
+    for qubits, threads in ((2, 1), (13, 1), (14, 2)):
+        jobs.clear()
+        text = HEADER + f"qubit[{qubits}] q;\nbit[{qubits}] c;\nh q;\nc = measure q;\n"
+        assert executor.execute(simulator, text, 10, 1).outcome is Outcome.COUNTS
+        used = [job.result().results[0].metadata["parallel_state_update"] for job in jobs]
+        assert used == [threads], f"{qubits} qubits ran with {used} threads, not {threads}"
