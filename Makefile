@@ -66,8 +66,8 @@ run: install .env
 
 # The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL server, again on it
 # (each run creates its own databases there and drops them).
-# Test files run in TEST_PROCESSES parallel processes (one file stays in one process, so its
-# module-wide services are started once).
+# Test files run in TEST_PROCESSES parallel processes, in the order tests/conftest.py gives them
+# (one file stays in one process, so its module-wide services are started once).
 TEST_PROCESSES ?= 3
 test: install-dev browser faketime iproute
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)

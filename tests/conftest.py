@@ -123,10 +123,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (drop if (only and backend not in only) or independent else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-    # The files that kill and restart processes are the longest (a minute or more each), then the
-    # other files that start processes of their own; the parallel run (`make test` hands out whole
-    # files in this order, --no-loadscope-reorder) starts them first, so that none is left to run
-    # alone at the end while the other test processes sit idle.
-    items[:] = sorted(
-        keep, key=lambda item: 0 if item.get_closest_marker("crash") else 1 if item.get_closest_marker("local") else 2
-    )
+    # The files that kill and restart processes are the longest, then the other files that start
+    # processes of their own: the parallel run (`make test` hands out whole files in this order,
+    # --no-loadscope-reorder) starts them first, so that none is left to run alone at the end while
+    # the other test processes sit idle. A file's tests keep their order.
+    rank: dict[Path, int] = {}
+    for item in keep:
+        own = 0 if item.get_closest_marker("crash") else 1 if item.get_closest_marker("local") else 2
+        rank[item.path] = min(rank.get(item.path, own), own)
+    items[:] = sorted(keep, key=lambda item: rank[item.path])
