@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.services import BELL_QASM3, TERMINAL, Cluster, http_client
+from tests.services import BELL_QASM3, Cluster, http_client, wait_done
 
 
 def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -> list[str]:
@@ -33,17 +33,13 @@ def submit_many(base_url: str, count: int, threads: int = 8, **fields: object) -
 
 
 def wait_all(client: httpx.Client, task_ids: list[str], timeout: float) -> dict[str, dict]:
-    """Long-poll each task in turn until it is terminal; returns the final views."""
+    """wait_done for each task in turn, all within `timeout`; returns the final views."""
     deadline = time.monotonic() + timeout
     done: dict[str, dict] = {}
     for task_id in task_ids:
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{len(task_ids) - len(done)} of {len(task_ids)} tasks unfinished after {timeout} s"
-            body = client.get(f"/tasks/{task_id}", params={"wait": min(left, 30)}).json()
-            if body["status"] in TERMINAL:
-                done[task_id] = body
-                break
+        left = deadline - time.monotonic()
+        assert left > 0, f"{len(task_ids) - len(done)} of {len(task_ids)} tasks unfinished after {timeout} s"
+        done[task_id] = wait_done(client, task_id, left)
     return done
 
 
