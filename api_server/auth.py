@@ -9,10 +9,8 @@ hash is as good as a slow one, and the lookup stays one indexed read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -24,27 +22,18 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
 from api_server.deps import SettingsDep, StoreDep
+from api_server.tokens import hash_token
 from shared.config import Settings
 from shared.errors import StoreError
 from shared.store import Store
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PREFIX = "qtq_"
 # last_used_at is written at most this often per key (a write per request would be a hot row).
 LAST_USED_RESOLUTION_SECONDS = 60.0
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 # How long an API process trusts that the service has no key (see OpenMode).
 OPEN_MODE_SECONDS = 1.0
-
-
-def new_token() -> str:
-    """A new key's secret: a recognisable prefix and 256 random bits."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from api_server.auth import hash_token, new_token
+from api_server.tokens import hash_token, new_token
 from shared.backends import open_store
 from shared.config import get_settings
 from shared.errors import QueueError

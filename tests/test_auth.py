@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api_server.auth import hash_token, new_token
+from api_server.tokens import hash_token, new_token
 from harness.databases import FreshDatabase
 from shared.ids import new_id
 from shared.models import ApiKey

@@ -130,3 +130,16 @@ def test_the_qiskit_extra_needs_qiskit_alone() -> None:
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd="/", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['qiskit']\n"
+
+
+def test_the_worker_and_the_command_line_tools_load_no_web_framework() -> None:
+    """The worker, the key command and the backup command start without FastAPI, Starlette or uvicorn
+    (the key command took 0.4 s to start when it did), and the worker's parent without Qiskit or NumPy."""
+    check = (
+        "import sys, api_server.keys, shared.backup, worker.main, worker.worker; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'fastapi', 'starlette', 'uvicorn', 'limits', 'qiskit', 'qiskit_aer', 'numpy'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
