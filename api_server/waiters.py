@@ -83,6 +83,7 @@ class CompletionWatcher:
             self._close_bell()
             self._bell_lost = True
             self._open_bell_at = asyncio.get_running_loop().time() + BELL_RETRY_SECONDS
+            self._anyone_waiting.set()  # an idle watcher wakes to time the bell's reopening
         self._rung.set()  # rung, or lost: either way, look now
 
     def _close_bell(self) -> None:
@@ -148,15 +149,25 @@ class CompletionWatcher:
             if not futures:
                 self._waiting.pop(task_id, None)
 
+    async def _idle(self) -> None:
+        """No wake-ups until a request starts waiting, but one to open a lost doorbell again on
+        time: operators read `long-poll doorbell back` in the log, whether or not anyone waits."""
+        self._anyone_waiting.clear()
+        timeout = None
+        if self._bell is None and self._bell_lost:
+            timeout = max(0.0, self._open_bell_at - asyncio.get_running_loop().time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._anyone_waiting.wait(), timeout)
+
     async def _watch(self) -> None:
         seen: float | None = None
         pause = FIRST_CHECK_SECONDS
         while True:
             if not self._waiting:
-                # Idle: no wake-ups at all until a request starts waiting.
-                self._anyone_waiting.clear()
-                await self._anyone_waiting.wait()
+                await self._idle()
             await self._reopen_bell()
+            if not self._waiting:
+                continue  # woken only to open a lost doorbell again
             if self._bell is None or self._new_waiter:
                 await asyncio.sleep(FIRST_CHECK_SECONDS if self._new_waiter else pause)
             else:

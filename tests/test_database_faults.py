@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import pwd
+import re
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ from tests.filesystems import (
 from tests.private_postgres import PrivateServer
 from tests.services import (
     BELL_QASM3,
+    ROOT,
     TERMINAL,
     Cluster,
     assert_clean_logs,
@@ -274,7 +276,27 @@ def test_server_restarted_under_load_loses_and_repeats_nothing(server, make_clus
     wait_all_through_503(cluster, load.acknowledged)
     assert_each_ran_once(cluster, load)
     assert_idle_workers_wake_at_once(cluster)
+    assert_logged_as_documented(cluster)
     assert_all_served_through(cluster)
+
+
+def assert_logged_as_documented(cluster: Cluster) -> None:
+    """docs/operations.md tells operators which lines a server outage leaves in the logs: each API's
+    long-poll doorbell lost and back (within about five seconds), each worker's retries."""
+    for api in [cluster.api, *cluster.extra_apis]:
+        assert api is not None
+        api.wait_log("long-poll doorbell lost, polling until it is back: ", timeout=1)
+        api.wait_log("long-poll doorbell back", timeout=10)
+    for worker in cluster.workers:  # claiming, or writing results, when the server went
+        assert re.search(r"database (unavailable|write failed), retrying in 1 s: cannot connect", worker.log())
+    operations = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    for text in (
+        "long-poll doorbell lost, polling until it is back",
+        "long-poll doorbell back",
+        "database unavailable, retrying in 1 s: …",
+        "database write failed, retrying in 1 s: …",
+    ):
+        assert f"`{text}`" in operations, f"docs/operations.md no longer quotes {text!r}"
 
 
 def test_full_disk_answers_507_loses_nothing_and_recovers_when_space_returns(server, make_cluster, tmp_path) -> None:
