@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -178,9 +179,7 @@ class Simulator:
         when there is noise. `derived` keeps the circuits made from `circuit` here for its next
         task (see worker.circuit_cache)."""
         derived = {} if derived is None else derived
-        state = derived.get("state")
-        if state is None:
-            state = derived["state"] = _state_before_measurements(circuit)
+        state = _kept(derived, "state", lambda: _state_before_measurements(circuit))
         options: dict[str, Any] = {"shots": 1}
         if job.sweep.binds:
             options["parameter_binds"] = [job.sweep.binds]
@@ -192,9 +191,7 @@ class Simulator:
             # (140 to 92 for the ansatz in bench/, 1-2 ms less); the state is the same to rounding.
             # Only here: under noise fewer gates would mean less noise, and merged Clifford gates
             # would no longer run on the stabilizer method.
-            merged = derived.get("merged")
-            if merged is None:
-                merged = derived["merged"] = self.merge.run(state)
+            merged = _kept(derived, "merged", lambda: self.merge.run(state))
             state = merged.copy()
             state.save_statevector()
             vector = self._run(state, seed, job, "statevector", options).data(0)["statevector"]
@@ -288,6 +285,14 @@ def describe(circuit: QuantumCircuit) -> dict[str, Any]:
         if drawing and len(drawing) <= DRAW_MAX_CHARS:
             facts["diagram"] = drawing
     return facts
+
+
+def _kept(derived: dict[str, QuantumCircuit], name: str, make: Callable[[], QuantumCircuit]) -> QuantumCircuit:
+    """derived[name], made with make() the first time it is asked for."""
+    circuit = derived.get(name)
+    if circuit is None:
+        circuit = derived[name] = make()
+    return circuit
 
 
 def _state_before_measurements(circuit: QuantumCircuit) -> QuantumCircuit:
