@@ -95,13 +95,14 @@ class ServiceBench:
         self.cluster.drop()
 
     def processes(self) -> dict[str, list[int]]:
-        """The service's processes by role: the API, the worker loops, their simulation children."""
+        """The service's processes by role: the API, the worker loops, their simulation processes (with
+        the fork server they come from)."""
         assert self.cluster.api is not None
         workers = [w.pid for w in self.cluster.workers]
         return {
             "api": [self.cluster.api.pid],
             "worker": workers,
-            "simulation": [child for w in self.cluster.workers for child in w.children()],
+            "simulation": [pid for w in self.cluster.workers for pid in w.descendants()],
         }
 
     def throughput(self, circuit: str, count: int, shots: int = 1024) -> float:

@@ -163,8 +163,24 @@ class Service:
         return self.process.returncode
 
     def children(self) -> list[int]:
-        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        return [int(p) for p in path.read_text().split()] if path.exists() else []
+        return _children(self.pid)
+
+    def descendants(self) -> list[int]:
+        """Its children, theirs, and so on: a worker's simulation processes are children of its
+        simulation fork server (see worker.sandbox)."""
+        found, queue = [], _children(self.pid)
+        while queue:
+            pid = queue.pop(0)
+            found.append(pid)
+            queue.extend(_children(pid))
+        return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # gone meanwhile
+        return []
 
 
 class Cluster:

@@ -81,9 +81,9 @@ def wait_done(client: httpx.Client, task_id: str, timeout: float = 60) -> dict[s
 
 
 def simulation_cpu_seconds(worker: Service) -> float:
-    """User + system CPU seconds used so far by the worker's child processes (its simulation process)."""
+    """User + system CPU seconds used so far by the worker's descendants (its simulation process)."""
     total = 0.0
-    for pid in worker.children():
+    for pid in worker.descendants():
         with contextlib.suppress(OSError):  # gone meanwhile
             total += cpu_seconds(pid)
     return total

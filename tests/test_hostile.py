@@ -204,7 +204,7 @@ SAMPLING_SLACK_MB = 48
 
 
 class PeakMemory:
-    """Samples the resident memory of every simulation child of the given workers from /proc."""
+    """Samples the resident memory of every simulation process of the given workers from /proc."""
 
     def __init__(self, workers: list[Service]) -> None:
         self.workers = workers
@@ -223,7 +223,7 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.wait(0.005):
             for worker in self.workers:
-                for pid in worker.children():
+                for pid in worker.descendants():
                     try:
                         status = Path(f"/proc/{pid}/status").read_text()
                     except OSError:
