@@ -162,9 +162,6 @@ class Service:
                 self.kill()
         return self.process.returncode
 
-    def children(self) -> list[int]:
-        return _children(self.pid)
-
     def descendants(self) -> list[int]:
         """Its children, theirs, and so on: a worker's simulation processes are children of its
         simulation fork server (see worker.sandbox)."""
