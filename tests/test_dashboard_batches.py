@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -62,8 +63,27 @@ def test_a_batch_page_follows_its_progress_to_done_and_pages_its_tasks(page: Pag
         ["completed 0", "failed 0", "cancelled 0", "pending 0", "submitted 30"]
     )
 
+    # The API goes away and comes back (a restart): the batch page and a task's page say that the
+    # service cannot be reached, with no script error, and go on following the batch.
+    task_page = page.context.new_page()
+    task_page_errors: list[str] = []
+    task_page.on("pageerror", lambda error: task_page_errors.append(str(error)))
+    task_page.goto(f"{cluster.base_url}/ui/tasks/{task_ids[0]}")
+    task_status = task_page.locator("#status")
+    expect(task_status).to_have_attribute("data-status", "submitted")
+    assert cluster.api is not None
+    cluster.api.kill()
+    expect(page.locator("#batch-error")).to_have_text(re.compile(r"^Could not reach the service: "))
+    expect(task_status).to_have_text(re.compile(r"^Could not reach the service: "))
+    cluster.start_api()
+    expect(page.locator("#batch-error")).to_be_hidden()
+    expect(task_status).to_have_text("submitted")
+
     cluster.start_worker()  # the page follows the batch to its end without a reload
     expect(status).to_have_attribute("data-done", "true", timeout=60_000)
+    expect(task_status).to_have_attribute("data-status", "completed")
+    task_page.close()
+    assert not task_page_errors, task_page_errors
     expect(status).to_have_text("done · 30 of 30 tasks finished")
     assert segments(page) == {"completed": 28, "failed": 2}  # finished states first, from the left
     assert widths(page) == pytest.approx({"completed": 1000 * 28 / 30, "failed": 1000 * 2 / 30}, abs=0.01)

@@ -341,8 +341,6 @@ const QTQ = (() => {
         return;
       }
       error.textContent = describeError(body, status);
-    } catch (e) {
-      error.textContent = `Could not reach the service: ${e}`;
     } finally {
       button.disabled = false;
     }
@@ -715,7 +713,8 @@ const QTQ = (() => {
       const error = document.getElementById("task-error");
       if (status !== 200) {
         state.replaceChildren(el("span", describeError(body, status), "error"));
-        clearInterval(timer);
+        // No answer, or the service unavailable for a moment: the next refresh asks again.
+        if (status !== 0 && status < 500) clearInterval(timer);
         return;
       }
       state.replaceChildren(statusNode(body.status));
@@ -743,7 +742,11 @@ const QTQ = (() => {
     cancel.addEventListener("click", async () => {
       cancel.disabled = true;
       const { status, body } = await api(`/tasks/${encodeURIComponent(taskId)}/cancel`, { method: "POST" });
-      if (status >= 400 && status !== 409) document.getElementById("task-error").textContent = describeError(body, status);
+      if ((status === 0 || status >= 400) && status !== 409) {
+        const error = document.getElementById("task-error");
+        error.textContent = describeError(body, status);
+        error.hidden = false;
+      }
       cancel.disabled = false;
       refresh();
     });

@@ -17,10 +17,17 @@ const QTQAuth = (() => {
   }
 
   // The one place that calls fetch: JSON in and out, with `key` as a bearer token when there is one.
+  // A request that gets no answer at all (the service restarting, the network gone) answers status
+  // 0 with a message, like any refusal: the pages say so and go on polling, rather than throw.
   async function request(path, options, key) {
     const headers = { "Content-Type": "application/json", ...options.headers };
     if (key) headers.Authorization = `Bearer ${key}`;
-    const response = await fetch(path, { ...options, headers });
+    let response;
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (e) {
+      return { status: 0, body: { detail: `Could not reach the service: ${e.message}` } };
+    }
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
     return { status: response.status, body };

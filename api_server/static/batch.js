@@ -73,6 +73,7 @@
     const pages = { cursors: [], next: null, request: 0 };
     let batch = null;
     let timer = null;
+    let refreshFailed = false;
     document.getElementById("batch-id").textContent = batchId;
 
     function showError(text) {
@@ -116,8 +117,11 @@
       if (status === 401) return false; // the page asks for a key instead (auth.js)
       if (status !== 200) {
         showError(describeError(body, status));
+        refreshFailed = true;
         return true; // try again at the next refresh
       }
+      if (refreshFailed) showError(""); // the message of a failed refresh, not a cancel's
+      refreshFailed = false;
       batch = body;
       render();
       return true;
