@@ -46,6 +46,7 @@ GROUP_MAX_TEXT_CHARS = 4000
 _CONTROL_FLOW = re.compile(r"\b(?:for|while|if)\b")
 CHECK_SECONDS = 0.05  # how often a running job asks the worker whether to stop, skip or write
 START_TIMEOUT_SECONDS = 300.0
+FORK_SERVER_GONE_SECONDS = 5.0  # how long a dead fork server may take to be replaced
 _PR_SET_PDEATHSIG = 1
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
@@ -156,7 +157,7 @@ class SimulationChild:
             name="simulation",
             daemon=True,
         )
-        process.start()
+        self._launch(process)
         child_conn.close()
         self._process, self._conn = process, parent_conn
         ready = multiprocessing.connection.wait([parent_conn, process.sentinel], START_TIMEOUT_SECONDS)
@@ -168,6 +169,21 @@ class SimulationChild:
             self.kill()
             raise RuntimeError(f"the simulation process failed its warm-up run: {warm.error}")
         logger.info("simulation process %d ready", process.pid)
+
+    @staticmethod
+    def _launch(process: Any) -> None:
+        """Fork the child from the fork server. A fork server that died (killed, or by the
+        out-of-memory killer) is started again once the kernel has made it a zombie, which may
+        come a moment after the death of its children: until then it refuses the connection."""
+        deadline = time.monotonic() + FORK_SERVER_GONE_SECONDS
+        while True:
+            try:
+                process.start()
+                return
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the simulation fork server does not answer: {error}") from None
+                time.sleep(0.01)
 
     def kill(self) -> None:
         """Stop the child at once (SIGKILL) and reap it."""
