@@ -197,8 +197,9 @@ def test_simulation_child_that_dies_fails_the_task_and_the_worker_goes_on(make_c
     cluster.start_api()
     worker = cluster.start_worker()
     with cluster.client() as client:
+        before = simulation_cpu_seconds(worker)
         task_id = submit(client, SLOW, shots=10)
-        wait_status(client, task_id, "pending")
+        wait_simulating(worker, before)  # sent to the simulation: a new process would run it
         child = simulation_child(worker)
         fork_server = parent_of(child)
         os.kill(child, signal.SIGKILL)

@@ -47,6 +47,17 @@ def test_bad_setting_stops_start_up_naming_the_key(tmp_path: Path, module: str, 
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_worker_that_cannot_start_simulations_says_so_in_one_line(tmp_path: Path) -> None:
+    # The simulation fork server listens on a socket under TMPDIR: past the 107 bytes of a socket's
+    # address there is none (docs/operations.md), and the worker stops with one line, not a traceback.
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    result = _run("worker.main", tmp_path, TMPDIR=str(deep))
+    assert result.returncode == 1, result.stderr
+    assert "cannot run simulations, stopping: cannot start the simulation fork server: " in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_default_shots_above_max_shots_is_refused(tmp_path: Path) -> None:
     result = _run("api_server.main", tmp_path, DEFAULT_SHOTS="500", MAX_SHOTS="100")
     assert result.returncode == 2

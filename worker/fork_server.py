@@ -19,11 +19,18 @@ from __future__ import annotations
 
 import signal
 
-from shared.runtime import freeze_what_is_loaded
-from worker import executor, sandbox  # noqa: F401 - executor: loaded once, for every fork
-
+# First, before the 0.6 s import below: a Ctrl-C or a SIGTERM to the process group meanwhile is the
+# worker's to handle (multiprocessing ignores SIGINT here only after this module is loaded).
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+from shared.runtime import freeze_what_is_loaded  # noqa: E402
+from worker import sandbox  # noqa: E402
+
 sandbox.die_with_parent()
+
+from worker import executor  # noqa: E402, F401 - loaded once, for every fork
+
 # The forks share these pages until they write to them: the cyclic collector's full passes, which
 # would touch every object, leave them out.
 freeze_what_is_loaded()

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.errors import StoreError
     from shared.logs import configure_logging
     from shared.runtime import freeze_what_is_loaded
+    from worker.sandbox import SimulationUnavailable
     from worker.worker import Worker
 
     parser = argparse.ArgumentParser(description="Run one Quantum Task Queue worker.")
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(settings, store)
     freeze_what_is_loaded()
     with worker.signals_handled():
-        worker.run(burst=args.burst, max_tasks=args.max_tasks)
+        try:
+            worker.run(burst=args.burst, max_tasks=args.max_tasks)
+        except SimulationUnavailable as error:
+            logger.error("cannot run simulations, stopping: %s", error)
+            return 1
     return 0
 
 

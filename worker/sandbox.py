@@ -9,6 +9,7 @@ or its parent dies.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import itertools
 import logging
@@ -18,6 +19,7 @@ import os
 import re
 import resource
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -101,6 +103,11 @@ def _child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with_parent()
+    if FORK_SERVER_PRELOAD not in sys.modules:
+        # multiprocessing's fork server passes over a preload it cannot import; without it the fork
+        # server would neither ignore stop signals nor die with the worker.
+        print(f"ConfigError: the simulation fork server could not import {FORK_SERVER_PRELOAD}", file=sys.stderr)
+        os._exit(2)
     _log_one_line_per_event()
     from worker import executor
 
@@ -127,6 +134,11 @@ def _child_main(
             texts, owners = [job.circuit for _, job in pairs], [job.owner for _, job in pairs]
             answers = executor.execute_together(simulator, texts, pairs[0][1].shots, owners)
             conn.send([(index, answer) for (index, _), answer in zip(pairs, answers, strict=True)])
+
+
+class SimulationUnavailable(RuntimeError):
+    """No simulation process can be started here: the worker stops (its claims' leases lapse and
+    other workers take them)."""
 
 
 class SimulationChild:
@@ -161,13 +173,17 @@ class SimulationChild:
         child_conn.close()
         self._process, self._conn = process, parent_conn
         ready = multiprocessing.connection.wait([parent_conn, process.sentinel], START_TIMEOUT_SECONDS)
-        if parent_conn not in ready:
+        answer = None
+        if parent_conn in ready:
+            with contextlib.suppress(EOFError, OSError):  # it exited as it started
+                answer = parent_conn.recv()
+        if answer is None:
             self.kill()
-            raise RuntimeError("the simulation process did not start")
-        message, warm = parent_conn.recv()
+            raise SimulationUnavailable("the simulation process did not start (its error is in the log above)")
+        message, warm = answer
         if message != READY or warm.outcome is not Outcome.COUNTS:
             self.kill()
-            raise RuntimeError(f"the simulation process failed its warm-up run: {warm.error}")
+            raise SimulationUnavailable(f"the simulation process failed its warm-up run: {warm.error}")
         logger.info("simulation process %d ready", process.pid)
 
     @staticmethod
@@ -180,10 +196,12 @@ class SimulationChild:
             try:
                 process.start()
                 return
-            except OSError as error:
+            except (ConnectionRefusedError, FileNotFoundError, EOFError) as error:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the simulation fork server does not answer: {error}") from None
+                    raise SimulationUnavailable(f"the simulation fork server does not answer: {error}") from None
                 time.sleep(0.01)
+            except OSError as error:  # e.g. a TMPDIR too deep for a socket's address, or not writable
+                raise SimulationUnavailable(f"cannot start the simulation fork server: {error}") from None
 
     def kill(self) -> None:
         """Stop the child at once (SIGKILL) and reap it."""

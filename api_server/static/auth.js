@@ -26,7 +26,7 @@ const QTQAuth = (() => {
     try {
       response = await fetch(path, { ...options, headers });
     } catch (e) {
-      return { status: 0, body: { detail: `Could not reach the service: ${e.message}` } };
+      return { status: 0, body: { detail: `Could not reach the service: ${e.message}`, reason: e.message } };
     }
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
@@ -86,11 +86,12 @@ const QTQAuth = (() => {
     button.disabled = true;
     try {
       const { status, body } = await request("/limits", {}, key);
+      // No answer: the service is away, or the browser would not send the key (a pasted character
+      // no header can carry).
+      if (status === 0) return say(`Could not check the key: ${body.reason}`);
       if (status !== 200) return say(describeError(body, status));
       sessionStorage.setItem(STORAGE_KEY, key);
       window.location.reload();
-    } catch (error) {
-      say(`Could not check the key: ${error.message}`); // e.g. a pasted character no header can carry
     } finally {
       button.disabled = false;
     }
