@@ -7,9 +7,9 @@ tens of milliseconds instead of the ~0.6 s of importing them again, during which
 nothing.
 
 The fork server imports this module and nothing else does: importing it also sets up that process.
-- SIGTERM is ignored there, as multiprocessing already ignores SIGINT: a stop signal sent to the
-  whole process group (Ctrl-C, a service manager) is the worker's to handle, and the fork
-  server's death would stop the running simulation with it.
+- SIGINT and SIGTERM are ignored there: a stop signal sent to the whole process group (Ctrl-C, a
+  service manager) is the worker's to handle, and the fork server's death would stop the running
+  simulation with it.
 - The fork server dies with the worker. Every simulation process holds the fork server's "alive"
   pipe open, so it would otherwise outlive a killed worker, and the simulation processes, which
   die with their parent, with it.
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import signal
 
-# First, before the 0.6 s import below: a Ctrl-C or a SIGTERM to the process group meanwhile is the
-# worker's to handle (multiprocessing ignores SIGINT here only after this module is loaded).
+# First, before the 0.6 s import below (multiprocessing ignores SIGINT here, but only once this
+# module is loaded).
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
