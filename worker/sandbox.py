@@ -49,6 +49,9 @@ _CONTROL_FLOW = re.compile(r"\b(?:for|while|if)\b")
 CHECK_SECONDS = 0.05  # how often a running job asks the worker whether to stop, skip or write
 START_TIMEOUT_SECONDS = 300.0
 FORK_SERVER_GONE_SECONDS = 5.0  # how long a dead fork server may take to be replaced
+# The exit code multiprocessing gives a child whose fork server is gone (it cannot read the real
+# one); the child itself never exits with it.
+FORK_SERVER_GONE_EXIT_CODE = 255
 _PR_SET_PDEATHSIG = 1
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
@@ -327,6 +330,8 @@ class SimulationChild:
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             why = f"was killed by {name}" + (" (often the kernel's out-of-memory killer)" if name == "SIGKILL" else "")
+        elif code == FORK_SERVER_GONE_EXIT_CODE:
+            why = "died with the fork server it came from (killed, often by the kernel's out-of-memory killer)"
         else:
             why = f"exited with code {code}"
         return RunResult(
