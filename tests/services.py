@@ -27,6 +27,7 @@ from harness.processes import (  # noqa: F401 - re-exported for the tests
     http_get,
     http_request,
     running_cluster,
+    stat_fields,
     wait_for,
 )
 from shared.config import Settings

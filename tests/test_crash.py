@@ -23,6 +23,7 @@ from tests.services import (
     read_until_closed,
     simulation_cpu_seconds,
     slow_circuit,
+    stat_fields,
     submit,
     wait_done,
     wait_for,
@@ -51,16 +52,15 @@ def simulation_child(worker: Service) -> int:
 
 
 def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    return int(stat_fields(pid)[1])
 
 
 def running(pid: int) -> bool:
     """The process exists and is not a zombie waiting to be reaped."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat_fields(pid)[0] != "Z"
     except FileNotFoundError:
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_killed_worker_task_is_completed_by_another(make_cluster) -> None:

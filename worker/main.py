@@ -9,10 +9,10 @@ logger = logging.getLogger("worker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Imported here, not above: the simulation process is spawned, and a spawned child imports the
-    # parent's main module again (as __mp_main__). Its top stays light, so no simulation process
-    # (one per worker, again after every crash, timeout or memory limit) spends 0.14 s importing
-    # the settings, the store and the worker loop it never uses.
+    # Imported here, not above: multiprocessing imports the parent's main module again (as
+    # __mp_main__) in every simulation process it forks, one per worker and again after every
+    # crash, timeout, memory limit or cancel of a running task. Its top stays light, so none spends
+    # 0.14 s importing the settings, the store and the worker loop it never uses.
     from shared.backends import open_store
     from shared.config import get_settings
     from shared.errors import StoreError
